@@ -1,8 +1,10 @@
 """One grid cell, top to bottom: load, adapt, fine-tune, save, evaluate, record.
 
-``run_cell`` is the unit every executor runs; it raises on failure and the runner records it.
-``extend_cell`` evaluates a finished cell at sampling step counts it has not seen yet, from its
-saved adapter, without retraining.
+A cell trains ONE adapter (on a task's training split or a suite training set) and scores it on
+every task in ``cell.evaluated_tasks``. ``run_cell`` is the unit every executor runs; it raises on
+failure and the runner records it. ``extend_cell`` scores a trained cell's saved adapter on what
+it lacks (new sampling step counts, tasks added later, an interrupted evaluation) without
+retraining.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import os
 import random
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,23 +62,46 @@ def split_validation(examples: Sequence, n_val: int, seed: int) -> tuple[list, l
     return train, val
 
 
-def _load(cell: CellConfig, device: str):
+def training_split(cell: CellConfig):
+    """(training split, the scored split of a one-task cell or None).
+
+    train.data=suite reads the suite training set; train.data=task reads the task's own training
+    split together with its scored split, since a fallback carve moves examples between them."""
     from tasks.registry import get_task
     from tasks.sources import load_task_data
+    from tasks.training_sets import load_training_set
 
-    seed_everything(cell.seed)
-    dlm = load_model(cell.model, device)
-    spec = get_task(cell.task)
+    if cell.train.data == "suite":
+        return load_training_set(cell.task, limit=cell.train.train_limit), None
     data = load_task_data(
-        spec, seed=cell.seed, limit=cell.eval.limit, train_limit=cell.train.train_limit
+        get_task(cell.task),
+        seed=cell.seed,
+        limit=cell.eval.limit,
+        train_limit=cell.train.train_limit,
     )
-    return dlm, spec, data
+    return data.train, data.test
+
+
+def scored_split(cell: CellConfig, task: str):
+    """The examples ``task`` is scored on in this cell (never any the adapter trained on)."""
+    from tasks.registry import get_task
+    from tasks.sources import load_split
+
+    if cell.train.data == "task":
+        return training_split(cell)[1]
+    return load_split(get_task(task), "test", seed=cell.seed, limit=cell.eval.limit)
 
 
 def run_cell(
-    request: CellRequest, cell_dir: Path, device: str = "auto", monitor: Monitor | None = None
+    request: CellRequest,
+    cell_dir: Path,
+    device: str = "auto",
+    monitor: Monitor | None = None,
+    checkpoint: Callable | None = None,
 ):
-    """Train and evaluate one cell; returns a finished ``results.schema.Record``."""
+    """Train one adapter, then score it on every evaluated task; returns the finished
+    ``results.schema.Record``. ``checkpoint(record)`` receives the record after training and after
+    each evaluated task (status "running"), so a crash during evaluation loses no training."""
     from methods.registry import get_method
     from results.environment import collect_environment
     from results.schema import Costs, NoiseBin, Provenance, Record, TrainPoint, utc_now
@@ -86,9 +111,11 @@ def run_cell(
     cell = request.cell
     created = utc_now()
     monitor.phase("loading", 1)
-    dlm, spec, data = _load(cell, device)
+    seed_everything(cell.seed)
+    dlm = load_model(cell.model, device)
+    train_split, own_test = training_split(cell)
     train_examples, val_examples = split_validation(
-        data.train.examples, cell.train.val_examples, cell.seed
+        train_split.examples, cell.train.val_examples, cell.seed
     )
     chat, tok = chat_fn_for(dlm), dlm.tokenizer
 
@@ -112,25 +139,20 @@ def run_cell(
         on_update=lambda step, total, loss: monitor.update(step, loss=loss),
     )
     adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR)
-    protocol = resolve_protocol(spec, cell.eval)
-    steps_list = request.steps if protocol == "gen" else [None]
-    outcomes = _evaluate_steps(dlm, spec, data.test.examples, cell, steps_list, cell_dir, monitor)
-    sampling = [o for o in outcomes if o.sampling_steps]
     device_obj = dlm.device
-    return Record(
+    record = Record(
         cell_id=cell.cell_id,
-        status="done",
+        status="running",
         config={
             **cell.to_dict(),
             "rank": cell.rank,
-            "protocol": protocol,
-            "sampling_steps": steps_list,
+            "trained": True,  # the adapter is saved: a crash from here on only re-evaluates
+            "sampling_steps": [],
             "train_examples": len(train_examples),
             "val_examples": len(val_examples),
             "best_step": trained.best_step,
             "updates": trained.updates,
         },
-        scores=[s for outcome in outcomes for s in _scores(outcome)],
         val_loss_bins=[NoiseBin(**b) for b in trained.val_bins],
         train_curve=[TrainPoint(**p) for p in _thin(trained.curve)],
         costs=Costs(
@@ -140,69 +162,158 @@ def run_cell(
             train_time_s=trained.train_time_s,
             tokens_per_s=trained.tokens_per_s,
             peak_memory_bytes=trained.peak_memory_bytes,
-            eval_time_s=sum(o.eval_time_s for o in outcomes),
-            time_per_sampling_step_s=(
-                sum(o.sampling_time_s for o in sampling) / sum(o.sampling_steps for o in sampling)
-                if sampling
-                else None
-            ),
         ),
         environment=collect_environment(
             device_name=torch.cuda.get_device_name(device_obj)
             if device_obj.type == "cuda"
             else None
         ),
-        provenance=[
-            Provenance(task=cell.task, **_provenance_fields(split.provenance))
-            for split in (data.train, data.test)
-        ],
+        provenance=[Provenance(task=cell.task, **_provenance_fields(train_split.provenance))],
         adapter_dir=ADAPTER_DIR,
         created_at=created,
-        finished_at=utc_now(),
+    )
+    (checkpoint or _no_checkpoint)(record)
+    preloaded = {cell.task: own_test} if own_test is not None else {}
+    return evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint, preloaded)
+
+
+def _no_checkpoint(record) -> None:
+    return None
+
+
+def wanted_steps(request: CellRequest, protocol: str) -> list[int | None]:
+    if protocol != "gen":
+        return [None]
+    return list(request.steps) or [request.cell.eval.gen_length]
+
+
+def missing_evaluations(request: CellRequest, record) -> list[tuple[str, int | None]]:
+    """(evaluated task, sampling steps) pairs asked for that the record has no score for."""
+    from tasks.registry import get_task
+
+    have = {(s.task, s.steps) for s in record.scores}
+    out: list[tuple[str, int | None]] = []
+    for task in request.cell.evaluated_tasks:
+        protocol = resolve_protocol(get_task(task), request.cell.eval)
+        out += [(task, st) for st in wanted_steps(request, protocol) if (task, st) not in have]
+    return out
+
+
+def resumable(record, cell_dir: Path) -> bool:
+    """A cell killed after its adapter was saved: only its evaluation needs to run again."""
+    adapter = cell_dir / ADAPTER_DIR
+    return (
+        record.status == "running"
+        and bool(record.config.get("trained"))
+        and adapter.is_dir()
+        and any(adapter.iterdir())
     )
 
 
-def missing_steps(request: CellRequest, record) -> list[int]:
-    """Sampling step counts asked for that a finished generative cell has no score for."""
-    if record.config.get("protocol") != "gen":
-        return []
-    have = {s.steps for s in record.scores}
-    return [s for s in request.steps if s not in have]
-
-
-def extend_cell(request: CellRequest, cell_dir: Path, record, device: str = "auto", monitor=None):
-    """Evaluate a finished cell's saved adapter at new step counts; returns the updated record."""
+def extend_cell(
+    request: CellRequest,
+    cell_dir: Path,
+    record,
+    device: str = "auto",
+    monitor=None,
+    checkpoint: Callable | None = None,
+):
+    """Score a trained cell's saved adapter on the (task, steps) pairs it lacks: new sampling
+    step counts, tasks added to the grid later, or the rest of an interrupted evaluation."""
     from methods.registry import load_adapter
-    from results.schema import utc_now
 
     monitor = monitor or Monitor()
-    cell = request.cell
-    steps = missing_steps(request, record)
     monitor.phase("loading", 1)
-    dlm, spec, data = _load(cell, device)
+    seed_everything(request.cell.seed)
+    dlm = load_model(request.cell.model, device)
     load_adapter(dlm, cell_dir / ADAPTER_DIR)
     dlm.eval()
-    outcomes = _evaluate_steps(dlm, spec, data.test.examples, cell, steps, cell_dir, monitor)
-    config = {**record.config, "sampling_steps": sorted({*record.config["sampling_steps"], *steps})}
+    return evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint)
+
+
+def evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint=None, preloaded=None):
+    """Score the adapter in ``dlm`` on every missing (task, steps) pair, one task at a time,
+    checkpointing the record after each task; returns the record marked done."""
+    from results.schema import utc_now
+    from tasks.registry import get_task
+
+    cell = request.cell
+    preloaded = preloaded or {}
+    config = dict(record.config)
+    config["eval_tasks"] = list(dict.fromkeys([*record.eval_tasks, *cell.evaluated_tasks]))
+    record = dataclasses.replace(record, config=config)
+    todo: dict[str, list[int | None]] = {}
+    for task, steps in missing_evaluations(request, record):
+        todo.setdefault(task, []).append(steps)
+    for task, steps_list in todo.items():
+        spec = get_task(task)
+        split = preloaded.get(task) or scored_split(cell, task)
+        outcomes = _evaluate_steps(
+            dlm, spec, split.examples, cell, steps_list, cell_dir, monitor, task
+        )
+        record = _with_evaluation(record, cell, task, split, outcomes)
+        (checkpoint or _no_checkpoint)(record)
+    return dataclasses.replace(record, status="done", finished_at=utc_now())
+
+
+def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
+    """The record with ``task``'s new scores, its scored-set provenance and its evaluation entry."""
+    from results.schema import Evaluation, Provenance
+    from tasks.registry import get_task
+
+    protocol = resolve_protocol(get_task(task), cell.eval)
+    provenance = list(record.provenance)
+    test = Provenance(task=task, **_provenance_fields(split.provenance))
+    if test not in provenance:
+        provenance.append(test)
+    evaluations = list(record.evaluations)
+    old = next((e for e in evaluations if e.task == task), None)
+    entry = Evaluation(task=task, protocol=protocol, eval_time_s=0.0, sampling_time_s=0.0)
+    if old is not None:
+        entry = old
+        evaluations.remove(old)
+    entry = dataclasses.replace(
+        entry,
+        n=len(split.examples),
+        scored_hash=split.provenance.content_hash,
+        steps=sorted({*entry.steps, *(o.steps for o in outcomes if o.steps)}),
+        predictions=[*entry.predictions, *(o.predictions_file for o in outcomes)],
+        eval_time_s=(entry.eval_time_s or 0.0) + sum(o.eval_time_s for o in outcomes),
+        sampling_forwards=entry.sampling_forwards + sum(o.sampling_steps for o in outcomes),
+        sampling_time_s=(entry.sampling_time_s or 0.0)
+        + sum(o.sampling_time_s for o in outcomes),
+    )
+    evaluations.append(entry)
+    forwards = sum(e.sampling_forwards for e in evaluations)
     costs = dataclasses.replace(
         record.costs,
-        eval_time_s=(record.costs.eval_time_s or 0) + sum(o.eval_time_s for o in outcomes),
+        eval_time_s=sum(e.eval_time_s or 0.0 for e in evaluations),
+        time_per_sampling_step_s=(
+            sum(e.sampling_time_s or 0.0 for e in evaluations) / forwards if forwards else None
+        ),
     )
+    config = dict(record.config)
+    config["sampling_steps"] = sorted({*config.get("sampling_steps", []), *entry.steps})
+    config.setdefault("protocol", protocol)  # the first evaluated task's (per task: evaluations)
     return dataclasses.replace(
         record,
         config=config,
         scores=[*record.scores, *(s for o in outcomes for s in _scores(o))],
+        provenance=provenance,
+        evaluations=evaluations,
         costs=costs,
-        finished_at=utc_now(),
     )
 
 
-def _evaluate_steps(dlm, spec, examples, cell, steps_list, cell_dir, monitor) -> list[EvalOutcome]:
+def _evaluate_steps(
+    dlm, spec, examples, cell, steps_list, cell_dir, monitor, task
+) -> list[EvalOutcome]:
     from results.store import atomic_write_text
 
     outcomes = []
     for steps in steps_list:
-        monitor.phase(f"evaluating ({steps} steps)" if steps else "evaluating", len(examples))
+        what = f"evaluating {task}" + (f" ({steps} steps)" if steps else "")
+        monitor.phase(what, len(examples))
         outcome = evaluate(
             dlm,
             spec,
@@ -214,7 +325,8 @@ def _evaluate_steps(dlm, spec, examples, cell, steps_list, cell_dir, monitor) ->
         )
         suffix = f"-steps{outcome.steps}" if outcome.steps else ""
         lines = [json.dumps(row, default=str) for row in outcome.score.per_example]
-        atomic_write_text(cell_dir / f"predictions{suffix}.jsonl", "\n".join(lines) + "\n")
+        outcome.predictions_file = f"predictions-{task}{suffix}.jsonl"
+        atomic_write_text(cell_dir / outcome.predictions_file, "\n".join(lines) + "\n")
         outcomes.append(outcome)
     return outcomes
 

@@ -16,6 +16,9 @@ from typing import Any
 
 from harness.errors import BenchError
 
+TRAIN_DATA_MODES = ("suite", "task", "auto")
+HASH_EXCLUDED = ("axes", "eval_tasks", "train_data_note")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -38,8 +41,17 @@ class TrainConfig:
     masking: str = "bernoulli"  # bernoulli | exact
     normalize: str = "answer_length"  # answer_length | token
     gradient_checkpointing: bool = False
+    # What the adapter trains on: "suite" = the suite's training set (commonsense_170k, math_14k,
+    # codefeedback_python) for one adapter evaluated on every task of the suite; "task" = each
+    # task's own training split; "auto" = suite where its training set is available here, else
+    # task (the tiny model's default; the choice is recorded in the cell).
+    data: str = "task"
 
     def __post_init__(self) -> None:
+        if self.data not in TRAIN_DATA_MODES:
+            raise BenchError(
+                f"train.data must be one of {', '.join(TRAIN_DATA_MODES)}, got {self.data!r}"
+            )
         positive = ("lr", "batch_size", "grad_accum", "max_length", "val_every", "noise_bins")
         for name in positive:
             if not getattr(self, name) > 0:
@@ -80,6 +92,16 @@ class CellConfig:
     train: TrainConfig
     eval: EvalConfig
     axes: dict[str, Any] = field(default_factory=dict)  # the grid axes that vary, for reports
+    # The tasks this cell's adapter is scored on. ``task`` names what it TRAINS on: a task (its
+    # own training split, train.data=task) or a suite training set such as math_14k. Like the
+    # sampling steps, the list is not part of the cell id: asking for one more task later
+    # evaluates the saved adapter on it instead of training a new one.
+    eval_tasks: tuple[str, ...] = ()
+    train_data_note: str = ""  # why train.data=auto resolved as it did (recorded, footnoted)
+
+    @property
+    def evaluated_tasks(self) -> tuple[str, ...]:
+        return self.eval_tasks or (self.task,)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,8 +112,9 @@ class CellConfig:
 
     @property
     def cell_id(self) -> str:
-        """Stable across runs and machines: a hash of the resolved config (axes excluded)."""
-        identity = {k: v for k, v in self.to_dict().items() if k != "axes"}
+        """Stable across runs and machines: a hash of the resolved config (axes, the evaluated
+        task list and notes excluded). The readable part names the training data."""
+        identity = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
         blob = json.dumps(identity, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
         return f"{self.method}-{self.task}-r{self.rank}-s{self.seed}-{digest}"
@@ -118,10 +141,24 @@ def default_train(model: str, suite: str) -> TrainConfig:
             train_limit=None if synthetic else 2000,
             val_examples=64 if synthetic else 32,
             val_every=40,
+            data="task" if synthetic else "auto",
         )
     per_suite = {"commonsense": (1e-5, 1.0), "math": (1e-4, 10.0), "code": (1e-4, 1.0)}
     lr, epochs = per_suite.get(suite, (1e-4, 1.0))
-    return TrainConfig(lr=lr, epochs=epochs)
+    # The release masks exactly ceil(t L) answer tokens and trains one adapter per suite. Its
+    # batch is 1 x 32 accumulation (one noise level per forward); per-example levels let us
+    # run 4 x 8, the same 32 examples per update (README: "Real models").
+    return TrainConfig(
+        lr=lr,
+        epochs=epochs,
+        masking="exact",
+        data="suite" if suite in ("commonsense", "math", "code") else "task",
+    )
+
+
+def default_rank(model: str) -> int:
+    """The release's rank 32 for real models; 8 for the tiny model (hidden size 128)."""
+    return 8 if is_tiny(model) else 32
 
 
 def default_eval(model: str, suite: str) -> EvalConfig:

@@ -26,6 +26,7 @@ class EvalOutcome:
     eval_time_s: float
     sampling_steps: int = 0  # denoising forwards made
     sampling_time_s: float = 0.0
+    predictions_file: str = ""  # set by the cell when it writes the predictions
 
     @property
     def time_per_sampling_step_s(self) -> float | None:

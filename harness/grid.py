@@ -20,6 +20,7 @@ from harness.config import (
     TrainConfig,
     default_eval,
     default_method_overrides,
+    default_rank,
     default_steps,
     default_train,
 )
@@ -143,7 +144,7 @@ def make_grid(spec: dict[str, Any]) -> Grid:
         methods=axes["methods"] or DEMO_METHODS,
         tasks=axes["tasks"] or DEMO_TASKS,
         seeds=axes["seeds"] or (0,),
-        ranks=axes["ranks"] or (8,),
+        ranks=axes["ranks"] or (default_rank(str(spec.get("model") or "tiny")),),
         sets=sets,
         steps=axes["steps"] or None,
         model=str(spec.get("model") or "tiny"),
@@ -214,7 +215,53 @@ def expand(grid: Grid) -> list[CellConfig]:
             cells.append(_make_cell(grid, task, method, rank, seed, chosen))
     if not cells:
         raise BenchError("the grid has no cells")
-    return cells
+    return group_by_training(cells)
+
+
+def group_by_training(cells: list[CellConfig]) -> list[CellConfig]:
+    """Cells that train the same adapter (same id: a suite training set and identical settings)
+    become one cell evaluating all their tasks, in the order the tasks were given."""
+    merged: dict[str, CellConfig] = {}
+    for cell in cells:
+        first = merged.get(cell.cell_id)
+        if first is None:
+            merged[cell.cell_id] = cell
+        else:
+            tasks = first.eval_tasks + tuple(t for t in cell.eval_tasks if t not in first.eval_tasks)
+            merged[cell.cell_id] = dataclasses.replace(first, eval_tasks=tasks)
+    return list(merged.values())
+
+
+def _training_identity(model: str, task, train: TrainConfig) -> tuple[str, TrainConfig, str]:
+    """(what the cell trains on, the train config with ``data`` resolved, a note on the choice).
+
+    ``suite`` trains on the suite's training set; ``task`` on the task's own training split;
+    ``auto`` picks suite when the suite's training set can be read here without the network
+    (a local file, a cached download), else task, and says so in the note."""
+    from tasks.training_sets import SUITE_TRAINING, availability, suite_training_set
+
+    suite_set = suite_training_set(task.suite)
+    mode, note = train.data, ""
+    if mode == "auto":
+        found = availability(suite_set) if suite_set is not None else None
+        mode = "suite" if found else "task"
+        if suite_set is None:
+            note = f"train.data=auto: {task.suite} tasks have no suite training set; trained per task"
+        elif found:
+            note = f"train.data=auto: suite training set {suite_set.name} found ({found})"
+        else:
+            note = (
+                f"train.data=auto: suite training set {suite_set.name} is not available here; "
+                f"one adapter per task on the task's own training data"
+            )
+    if mode == "suite":
+        if suite_set is None:
+            raise BenchError(
+                f"train.data=suite: task {task.name} ({task.suite}) has no suite training set; "
+                f"suites with one: {', '.join(SUITE_TRAINING)}; use --set train.data=task"
+            )
+        return suite_set.name, dataclasses.replace(train, data="suite"), note
+    return task.name, dataclasses.replace(train, data="task"), note
 
 
 def _make_cell(
@@ -238,6 +285,7 @@ def _make_cell(
             overrides[name] = value
     train = _replace(train, train_updates, "train")
     evaluation = _replace(evaluation, eval_updates, "eval")
+    trains_on, train, note = _training_identity(grid.model, task, train)
     method_config = get_method(method).config(**overrides).to_dict()  # validates every field
     axes = {k: v for k, v in chosen.items() if len(grid.sets[k]) > 1}
     if len(grid.ranks) > 1:
@@ -246,12 +294,14 @@ def _make_cell(
         model=grid.model,
         method=method,
         method_config=method_config,
-        task=task.name,
+        task=trains_on,
         suite=task.meta.get("sub_suite", task.suite) if task.suite == "synthetic" else task.suite,
         seed=seed,
         train=train,
         eval=evaluation,
         axes=axes,
+        eval_tasks=(task.name,),
+        train_data_note=note,
     )
 
 

@@ -7,9 +7,10 @@ Layout of a run folder::
     <out>/cells/<cell_id>/adapter/      the trained adapter (peft folder)
     <out>/cells/<cell_id>/predictions*.jsonl, log.txt
 
-A cell whose record says "done" is skipped on a rerun (or only evaluated at sampling step counts
-it lacks); "failed" is skipped unless retried; a cell killed half-way still says "running" and is
-redone. Executors decide where cells run: in this
+A cell whose record says "done" is skipped on a rerun (or only its saved adapter is evaluated on
+the tasks and sampling step counts it lacks); "failed" is skipped unless retried; a cell killed
+during training still says "running" and is redone, one killed after its adapter was saved
+("running", ``config.trained``) only finishes its evaluation. Executors decide where cells run: in this
 process (CPU or one GPU) or one worker process per GPU.
 """
 
@@ -39,7 +40,7 @@ CELLS = "cells"
 class Job:
     request: CellRequest
     cell_dir: Path
-    extend: bool = False  # a finished cell that only needs new sampling step counts evaluated
+    extend: bool = False  # a trained cell whose saved adapter only needs evaluating
 
     @property
     def cell_id(self) -> str:
@@ -83,7 +84,9 @@ def execute_job(job: Job, device: str, monitor: Monitor | None = None) -> tuple[
     previous_level = root.level
     root.setLevel(min(previous_level, logging.INFO))
     try:
-        record = run_cell(job.request, job.cell_dir, device, monitor)
+        record = run_cell(
+            job.request, job.cell_dir, device, monitor, checkpoint=lambda r: write_record(job.cell_dir, r)
+        )
         write_record(job.cell_dir, record)
         return "done", None
     except Exception as err:  # noqa: BLE001 - isolation is the point: record and continue
@@ -117,17 +120,39 @@ def _remove_leftovers(cell_dir: Path) -> None:
 
 
 def _extend_job(job: Job, device: str, monitor: Monitor | None) -> tuple[str, str | None]:
-    """New step counts for a finished cell. A failure here keeps the cell's finished record."""
+    """Evaluate a trained cell's saved adapter on what it lacks (new step counts, new tasks, the
+    rest of an interrupted evaluation). A failure keeps a finished cell's record as it was (with
+    the scores added so far); an interrupted cell that fails again is recorded as failed."""
+    import dataclasses
+
     from harness.cell import extend_cell
+    from results.schema import utc_now
     from results.store import RECORD_NAME, read_record, write_record
 
+    record = None
     try:
         record = read_record(job.cell_dir / RECORD_NAME)
-        write_record(job.cell_dir, extend_cell(job.request, job.cell_dir, record, device, monitor))
+        finished = extend_cell(
+            job.request,
+            job.cell_dir,
+            record,
+            device,
+            monitor,
+            lambda r: write_record(job.cell_dir, r),
+        )
+        write_record(job.cell_dir, finished)
         return "done", None
     except Exception as err:  # noqa: BLE001
-        log.error("extending cell %s failed: %s\n%s", job.cell_id, err, traceback.format_exc())
-        return "failed", f"evaluating new step counts failed: {type(err).__name__}: {err}"
+        tb = traceback.format_exc()
+        log.error("evaluating cell %s failed: %s\n%s", job.cell_id, err, tb)
+        summary = f"{type(err).__name__}: {err}"
+        if record is not None and record.status == "running":
+            latest = read_record(job.cell_dir / RECORD_NAME)
+            failed = dataclasses.replace(
+                latest, status="failed", error=summary + "\n" + tb[-4000:], finished_at=utc_now()
+            )
+            write_record(job.cell_dir, failed)
+        return "failed", f"evaluating the saved adapter failed: {summary}"
 
 
 class InProcessExecutor:
@@ -209,7 +234,7 @@ def choose_executor(devices: str | None) -> Executor:
 
 def plan_jobs(requests: list[CellRequest], out: Path, retry_failed: bool) -> tuple[list[Job], int]:
     """Jobs still to run, and how many cells are skipped because they already finished."""
-    from harness.cell import missing_steps
+    from harness.cell import missing_evaluations, resumable
     from results.store import RECORD_NAME, read_record
 
     jobs, skipped = [], 0
@@ -223,7 +248,10 @@ def plan_jobs(requests: list[CellRequest], out: Path, retry_failed: bool) -> tup
         path = cell_dir / RECORD_NAME
         if path.is_file():
             record = read_record(path)
-            if record.status == "done" and missing_steps(request, record):
+            if record.status == "done" and missing_evaluations(request, record):
+                jobs.append(Job(request, cell_dir, extend=True))
+                continue
+            if resumable(record, cell_dir):  # killed after training: evaluate what is missing
                 jobs.append(Job(request, cell_dir, extend=True))
                 continue
             if record.status == "done" or (record.status == "failed" and not retry_failed):

@@ -21,6 +21,15 @@ Conventions (the runner fills, the report relies on them):
   "% of base" is ``trainable_params / total_params``.
 - ``adapter_dir`` is relative to the cell folder (the folder holding ``record.json``).
 - Timestamps are ISO 8601 strings in UTC (see :func:`utc_now`).
+- One cell trains ONE adapter and may score it on several tasks (the paper's protocol: one
+  adapter per suite training set). ``config.task`` names what the cell trains on (a task, or a
+  suite training set such as ``math_14k``), ``config.eval_tasks`` the tasks it is scored on,
+  ``config.train["data"]`` the mode (``suite`` or ``task``). ``scores`` hold every evaluated
+  task's metrics (``Score.task`` is the evaluated task); ``evaluations`` hold one entry per
+  evaluated task: protocol, the content hash of its scored set, its predictions files.
+
+Version history: 1 had no ``eval_tasks``/``evaluations`` (one task per cell); version-1 records
+are read (upgraded in memory: ``eval_tasks = [task]``), version 2 is written.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ from typing import Any
 
 from harness.errors import BenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 STATUSES = ("done", "failed", "running")
 REQUIRED_CONFIG_KEYS = ("model", "method", "task", "seed")
 PER_EXAMPLE_KEYS = ("id", "prediction", "extracted", "correct")
@@ -250,6 +260,53 @@ class Provenance:
         )
 
 
+@dataclass
+class Evaluation:
+    """One evaluated task of a cell: how it was scored and on exactly which examples."""
+
+    task: str
+    protocol: str | None = None
+    n: int | None = None
+    scored_hash: str | None = None  # content hash of the scored examples (the test provenance's)
+    steps: list[int] = field(default_factory=list)  # sampling step counts evaluated (gen)
+    predictions: list[str] = field(default_factory=list)  # files, relative to the cell folder
+    eval_time_s: float | None = None
+    sampling_forwards: int = 0  # denoising forwards made (gen), for the time per sampling step
+    sampling_time_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: Any = None) -> Evaluation:
+        _require(d, ("task",), "evaluations entry", source)
+        return cls(
+            task=str(d["task"]),
+            protocol=d.get("protocol"),
+            n=d.get("n"),
+            scored_hash=d.get("scored_hash"),
+            steps=[int(s) for s in d.get("steps") or []],
+            predictions=[str(p) for p in d.get("predictions") or []],
+            eval_time_s=_num(d.get("eval_time_s"), "eval_time_s", source, optional=True),
+            sampling_forwards=int(d.get("sampling_forwards") or 0),
+            sampling_time_s=_num(d.get("sampling_time_s"), "sampling_time_s", source, optional=True),
+        )
+
+
+def upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record as version 2: one evaluated task, the cell's own."""
+    if d.get("schema_version") != 1:
+        return d
+    d = dict(d)
+    config = dict(d.get("config") or {})
+    if "task" in config:
+        config.setdefault("eval_tasks", [config["task"]])
+    d["config"] = config
+    d.setdefault("evaluations", [])
+    d["schema_version"] = 2
+    return d
+
+
 _TOP_LEVEL = (
     "schema_version",
     "cell_id",
@@ -279,6 +336,7 @@ class Record:
     costs: Costs = field(default_factory=Costs)
     environment: Environment = field(default_factory=Environment)
     provenance: list[Provenance] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
     adapter_dir: str | None = None
     created_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
@@ -294,6 +352,17 @@ class Record:
     @property
     def task(self) -> str:
         return str(self.config["task"])
+
+    @property
+    def eval_tasks(self) -> list[str]:
+        """The tasks this cell's adapter is scored on (the cell's own task for one-task cells)."""
+        return [str(t) for t in self.config.get("eval_tasks") or [self.config["task"]]]
+
+    @property
+    def train_data(self) -> str:
+        """What the adapter trained on and how: e.g. ``math_14k (suite)`` or ``gsm8k (task)``."""
+        mode = (self.config.get("train") or {}).get("data") or "task"
+        return f"{self.config['task']} ({mode})"
 
     @property
     def seed(self) -> int:
@@ -353,6 +422,7 @@ class Record:
             "costs": self.costs.to_dict(),
             "environment": self.environment.to_dict(),
             "provenance": [p.to_dict() for p in self.provenance],
+            "evaluations": [e.to_dict() for e in self.evaluations],
             "adapter_dir": self.adapter_dir,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
@@ -368,12 +438,15 @@ class Record:
             raise RecordError(
                 f"{_where(source)}not a result record of this bench (no schema_version)"
             )
-        if d["schema_version"] != SCHEMA_VERSION:
+        if d["schema_version"] not in READABLE_VERSIONS:
             raise RecordError(
                 f"{_where(source)}record has schema version {d['schema_version']!r}, this bench "
-                f"reads version {SCHEMA_VERSION}"
+                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
+        d = upgrade(d)
         _require(d, _TOP_LEVEL, "record", source)
+        if not isinstance(d.get("evaluations") or [], list):
+            raise RecordError(f"{_where(source)}evaluations must be a list")
         for key in ("scores", "val_loss_bins", "train_curve", "provenance"):
             if not isinstance(d[key], list):
                 raise RecordError(f"{_where(source)}{key} must be a list")
@@ -388,6 +461,7 @@ class Record:
             costs=Costs.from_dict(d["costs"], source),
             environment=Environment.from_dict(d["environment"], source),
             provenance=[Provenance.from_dict(p, source) for p in d["provenance"]],
+            evaluations=[Evaluation.from_dict(e, source) for e in d.get("evaluations") or []],
             adapter_dir=d.get("adapter_dir"),
             created_at=d["created_at"],
             finished_at=d.get("finished_at"),

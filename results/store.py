@@ -26,7 +26,7 @@ from typing import IO, Any
 import pandas as pd
 
 from harness.errors import BenchError
-from results.schema import SCHEMA_VERSION, Record, RecordError
+from results.schema import READABLE_VERSIONS, SCHEMA_VERSION, Record, RecordError
 
 RECORD_NAME = "record.json"
 CELLS_DIR = "cells"
@@ -51,6 +51,7 @@ BASE_COLUMNS = (
     "model",
     "method",
     "cell_task",
+    "train_data",
     "suite",
     "seed",
     "rank",
@@ -211,7 +212,7 @@ def check_schema_compatible(run_dir: str | Path) -> None:
         except (OSError, json.JSONDecodeError):
             raise BenchError(f"{path}: unreadable result record in output folder") from None
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise BenchError(
                 f"{run_dir} holds records of schema version {version!r} (e.g. {path}); this "
                 f"bench writes version {SCHEMA_VERSION}: choose another --out folder"
@@ -264,8 +265,8 @@ def axis_names(records: Iterable[Record]) -> list[str]:
 
 
 def records_frame(records: list[Record]) -> pd.DataFrame:
-    """One row per cell x score (a cell without scores, e.g. a failed one, gives one row with
-    ``metric``/``value`` empty). Columns: :data:`BASE_COLUMNS`, one column per axis (named by the
+    """One row per cell x score, ``task`` being the evaluated task (an evaluated task without
+    scores, e.g. of a failed cell, gives one row with ``metric``/``value`` empty). Columns: :data:`BASE_COLUMNS`, one column per axis (named by the
     axis key, e.g. ``nara.c_scale``; keys clashing with a base column are skipped),
     :data:`COST_COLUMNS`, ``trainable_pct`` and ``adapter_dir``."""
     axes = [a for a in axis_names(records) if a not in BASE_COLUMNS and a not in COST_COLUMNS]
@@ -281,6 +282,7 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
             "model": _scalar(cfg.get("model")),
             "method": str(cfg["method"]),
             "cell_task": str(cfg["task"]),
+            "train_data": r.train_data,
             "suite": cfg.get("suite"),
             "seed": int(cfg["seed"]),
             "rank": cfg.get("rank"),
@@ -293,9 +295,12 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
         tp, tot = c.trainable_params, c.total_params
         costs["trainable_pct"] = 100.0 * tp / tot if tp is not None and tot else None
         costs["adapter_dir"] = r.adapter_dir
-        if not r.scores:
+        scored_tasks = {s.task for s in r.scores}
+        for task in r.eval_tasks:  # one row per evaluated task without a score (failed, running)
+            if task in scored_tasks:
+                continue
             rows.append(
-                {**base, "task": str(cfg["task"]), "metric": None, "metric_index": None}
+                {**base, "task": task, "metric": None, "metric_index": None}
                 | {"value": math.nan, "n": None, "protocol": None, "steps": None}
                 | costs
             )

@@ -83,7 +83,7 @@ class TaskSpec:
     """A declarative task: data sources per split, prompt format, answer checking.
 
     `kind` selects the scorer: "choice" (first match of `pattern` equals the gold answer), "number"
-    (last number within 1e-3), "boxed" (normalised \\boxed{} answer), "letter" (first letter A-D), "word" (first word equals the answer),
+    (last number within 1e-3), "boxed" (normalised \\boxed{} answer), "letter" (first letter A-D, or `meta["letters"]`), "word" (first word equals the answer),
     "code" (program run in the sandbox).
     """
 

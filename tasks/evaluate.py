@@ -100,7 +100,7 @@ def extract_answer(spec: TaskSpec, example: Example, output: str) -> tuple[Any, 
         word = scoring.first_word(output)
         return word, word is not None and word == (example.answer or "").lower()
     if spec.kind == "letter":
-        letter = scoring.first_letter(output)
+        letter = scoring.first_letter(output, spec.meta.get("letters") or "ABCD")
         return letter, letter is not None and letter == example.answer
     raise BenchError(f"task {spec.name!r}: no answer extraction for kind {spec.kind!r}")
 

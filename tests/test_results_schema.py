@@ -39,7 +39,7 @@ def test_wrong_schema_version_names_the_file(tmp_path):
     data = make_record().to_dict()
     data["schema_version"] = SCHEMA_VERSION + 1
     path = _write_json(tmp_path / "c" / RECORD_NAME, data)
-    with pytest.raises(BenchError, match=r"record\.json.*schema version 2"):
+    with pytest.raises(BenchError, match=rf"record\.json.*schema version {SCHEMA_VERSION + 1}"):
         read_record(path)
 
 

@@ -168,7 +168,9 @@ def test_end_to_end_tiny_grid_writes_valid_records(small_base, tmp_path):
         assert score.steps == 4 and score.n == 6
         correct = [row["correct"] for row in score.per_example]
         assert score.value == pytest.approx(sum(correct) / len(correct))
-        predictions = (out / "cells" / record.cell_id / "predictions-steps4.jsonl").read_text()
+        name = f"predictions-{record.task}-steps4.jsonl"
+        assert record.evaluations[0].predictions == [name]
+        predictions = (out / "cells" / record.cell_id / name).read_text()
         ids = [json.loads(line)["id"] for line in predictions.splitlines()]
         assert ids == [row["id"] for row in score.per_example]
         assert len(record.val_loss_bins) == 10 and record.train_curve
@@ -193,7 +195,7 @@ def test_a_raising_cell_is_recorded_failed_and_the_grid_continues(
 
     real = runner.run_cell
 
-    def flaky(request, cell_dir, device, monitor):
+    def flaky(request, cell_dir, device, monitor, checkpoint=None):
         if request.cell.method == "lora":
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(request, cell_dir, device, monitor)
