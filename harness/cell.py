@@ -280,8 +280,7 @@ def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
         predictions=[*entry.predictions, *(o.predictions_file for o in outcomes)],
         eval_time_s=(entry.eval_time_s or 0.0) + sum(o.eval_time_s for o in outcomes),
         sampling_forwards=entry.sampling_forwards + sum(o.sampling_steps for o in outcomes),
-        sampling_time_s=(entry.sampling_time_s or 0.0)
-        + sum(o.sampling_time_s for o in outcomes),
+        sampling_time_s=(entry.sampling_time_s or 0.0) + sum(o.sampling_time_s for o in outcomes),
     )
     evaluations.append(entry)
     forwards = sum(e.sampling_forwards for e in evaluations)

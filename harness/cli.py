@@ -92,6 +92,7 @@ def _grid_spec(
     methods, tasks, model, seeds, ranks, sets, steps, config, preset, limit
 ) -> tuple[dict, str]:
     """The grid as a mapping: preset or grid file first, then command-line options on top."""
+    from harness.config import is_tiny
     from harness.grid import parse_set
 
     spec: dict = {}
@@ -108,6 +109,12 @@ def _grid_spec(
 
         spec = dict(load_grid_file(config))
         name = config.stem
+    if preset or config:
+        from reports.presets import for_model
+
+        spec = for_model(spec, model)
+        if preset and not is_tiny(spec["model"]):  # a real model's run never mixes with tiny's
+            name = f"{preset}_{Path(spec['model']).name}"
     spec.pop("name", None)
     spec.pop("description", None)
     given = {
@@ -193,6 +200,9 @@ def run(
     if dry_run:
         _print_plan(requests, out)
         return
+    from harness.preflight import check_data
+
+    check_data(cells)  # one line before any training if a training or scored set is missing
     spec_saved = {**grid.to_spec(), "name": name, "report": spec.get("report") or {}}
     if preset:
         spec_saved["preset"] = preset
@@ -223,9 +233,19 @@ def _print_plan(requests, out: Path) -> None:
     from rich.table import Table
 
     from harness.plan import estimate
+    from harness.preflight import missing_data
 
     table = Table(
-        "cell", "method", "task", "seed", "rank", "axes", "updates", "eval steps", "est. time"
+        "cell",
+        "method",
+        "trains on",
+        "evaluates",
+        "seed",
+        "rank",
+        "axes",
+        "updates",
+        "eval steps",
+        "est. time",
     )
     total = 0.0
     for request in requests:
@@ -235,7 +255,8 @@ def _print_plan(requests, out: Path) -> None:
         table.add_row(
             cell.cell_id,
             cell.method,
-            cell.task,
+            f"{cell.task} ({cell.train.data})",
+            ",".join(cell.evaluated_tasks),
             str(cell.seed),
             str(cell.rank),
             ", ".join(f"{k}={v}" for k, v in cell.axes.items()) or "-",
@@ -247,6 +268,9 @@ def _print_plan(requests, out: Path) -> None:
     console.print(
         f"{len(requests)} cells into {out}; estimated {total / 60:.1f} min (nothing was run)"
     )
+    notes = sorted({r.cell.train_data_note for r in requests if r.cell.train_data_note})
+    for line in [*notes, *missing_data([r.cell for r in requests])]:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()

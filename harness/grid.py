@@ -227,7 +227,9 @@ def group_by_training(cells: list[CellConfig]) -> list[CellConfig]:
         if first is None:
             merged[cell.cell_id] = cell
         else:
-            tasks = first.eval_tasks + tuple(t for t in cell.eval_tasks if t not in first.eval_tasks)
+            tasks = first.eval_tasks + tuple(
+                t for t in cell.eval_tasks if t not in first.eval_tasks
+            )
             merged[cell.cell_id] = dataclasses.replace(first, eval_tasks=tasks)
     return list(merged.values())
 
@@ -246,7 +248,9 @@ def _training_identity(model: str, task, train: TrainConfig) -> tuple[str, Train
         found = availability(suite_set) if suite_set is not None else None
         mode = "suite" if found else "task"
         if suite_set is None:
-            note = f"train.data=auto: {task.suite} tasks have no suite training set; trained per task"
+            note = (
+                f"train.data=auto: {task.suite} tasks have no suite training set; trained per task"
+            )
         elif found:
             note = f"train.data=auto: suite training set {suite_set.name} found ({found})"
         else:

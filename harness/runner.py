@@ -85,7 +85,11 @@ def execute_job(job: Job, device: str, monitor: Monitor | None = None) -> tuple[
     root.setLevel(min(previous_level, logging.INFO))
     try:
         record = run_cell(
-            job.request, job.cell_dir, device, monitor, checkpoint=lambda r: write_record(job.cell_dir, r)
+            job.request,
+            job.cell_dir,
+            device,
+            monitor,
+            checkpoint=lambda r: write_record(job.cell_dir, r),
         )
         write_record(job.cell_dir, record)
         return "done", None

@@ -9,8 +9,14 @@ A grid file (read by the runner for ``bench run --preset NAME`` and by the repor
     steps: [8, 16]                     # optional: sampling-steps axis
     set: {"nara.c_scale": [0.1, 0.2]}  # optional: dotted key -> list of values (each an axis)
     model: tiny                        # optional, default tiny
+    real: {tasks: [commonsense, math]} # optional: replaces these keys when --model is a real model
     description: ...                   # optional
     report: {section: title, focus_axis: name, reference: value, note: text}   # optional
+
+Every shipped preset is written for the tiny model (synthetic suites, small budgets) and has a
+``real`` section with the release's version (the paper's suites and test sets); with
+``--model llada-8b-instruct`` the real section replaces those keys and the real-model defaults
+(rank 32, train.data=suite, exact masking, release lr/epochs/eval) do the rest.
 
 ``report.focus_axis`` names the axis the report's section is about (``rank``, ``steps`` or a
 ``set`` key); ``reference`` is the value the others are compared with.
@@ -39,7 +45,9 @@ GRID_KEYS = {
     "report",
     "limit",
     "preset",
+    "real",
 }
+REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note"}
 DEFAULT_MODEL = "tiny"
 
@@ -107,6 +115,14 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
                 f"{where}: report.focus_axis {focus!r} is not an axis of this grid "
                 f"({', '.join(sorted(valid))})"
             )
+    real = grid.get("real")
+    if real is not None:
+        if not isinstance(real, dict):
+            raise BenchError(f"{where}: 'real' must be a mapping of grid keys")
+        bad = sorted(set(real) - REAL_KEYS)
+        if bad:
+            raise BenchError(f"{where}: unknown key(s) {bad} in 'real'; valid: {sorted(REAL_KEYS)}")
+        validate_grid({**{k: v for k, v in grid.items() if k != "real"}, **real}, where)
     out = dict(grid)
     out.setdefault("model", DEFAULT_MODEL)
     out["set"] = dict(sets)
@@ -136,3 +152,21 @@ def load_preset(name: str) -> dict[str, Any]:
     grid = load_grid_file(path)
     grid["name"] = name
     return grid
+
+
+def for_model(grid: dict[str, Any], model: str | None) -> dict[str, Any]:
+    """The grid for ``model`` (default: the grid's own): with a real model, the ``real``
+    section's keys replace the tiny ones (``set`` entries are merged)."""
+    from harness.config import is_tiny
+
+    out = {k: v for k, v in grid.items() if k != "real"}
+    chosen = model or out.get("model") or DEFAULT_MODEL
+    real = grid.get("real") or {}
+    if not is_tiny(chosen):
+        for key, value in real.items():
+            if key == "set":
+                out["set"] = {**(out.get("set") or {}), **value}
+            else:
+                out[key] = value
+    out["model"] = chosen
+    return out

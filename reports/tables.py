@@ -646,9 +646,10 @@ def footnotes(records: list[Record]) -> list[str]:
     for r in records:
         ev = dict(r.config.get("eval") or {})
         lim = ev.pop("limit", None)
-        if lim is not None:
-            limits.setdefault(lim, set()).add(r.task)
-        evals.setdefault(r.task, set()).add(_kv({k: v for k, v in ev.items() if k != "steps"}))
+        for task in r.eval_tasks:
+            if lim is not None:
+                limits.setdefault(lim, set()).add(task)
+            evals.setdefault(task, set()).add(_kv({k: v for k, v in ev.items() if k != "steps"}))
         for s in r.scores:
             if s.protocol:
                 protocols.setdefault(s.task, set()).add(s.protocol)
@@ -674,4 +675,28 @@ def footnotes(records: list[Record]) -> list[str]:
         notes.append(f"Sampling steps evaluated: {', '.join(map(str, steps))}.")
     for suite in sorted(trains, key=str):
         notes.append(f"Training ({suite}): " + " | ".join(sorted(trains[suite])))
+    return notes + training_data_notes(records)
+
+
+def training_data_notes(records: list[Record]) -> list[str]:
+    """What each adapter trained on (a suite training set or each task's own data) and which
+    tasks it was scored on; why train.data=auto chose as it did."""
+    scored: dict[str, set[str]] = {}
+    reasons: set[str] = set()
+    for r in records:
+        scored.setdefault(r.train_data, set()).update(r.eval_tasks)
+        if r.config.get("train_data_note"):
+            reasons.add(str(r.config["train_data_note"]))
+    notes = []
+    suite = {k: v for k, v in scored.items() if k.endswith("(suite)")}
+    if suite:
+        notes.append(
+            "**Training data**: one adapter per suite training set, scored on several tasks: "
+            + "; ".join(f"{k} -> {', '.join(sorted(v))}" for k, v in sorted(suite.items()))
+            + "."
+        )
+    per_task = sorted(k.split(" ", 1)[0] for k in scored if not k.endswith("(suite)"))
+    if per_task and suite:
+        notes.append(f"**Training data**: one adapter per task for {', '.join(per_task)}.")
+    notes += [f"**Training data**: {reason}." for reason in sorted(reasons)]
     return notes

@@ -289,7 +289,9 @@ class Evaluation:
             predictions=[str(p) for p in d.get("predictions") or []],
             eval_time_s=_num(d.get("eval_time_s"), "eval_time_s", source, optional=True),
             sampling_forwards=int(d.get("sampling_forwards") or 0),
-            sampling_time_s=_num(d.get("sampling_time_s"), "sampling_time_s", source, optional=True),
+            sampling_time_s=_num(
+                d.get("sampling_time_s"), "sampling_time_s", source, optional=True
+            ),
         )
 
 

@@ -51,6 +51,8 @@ def list_tasks(data_dir: str | Path | None = None) -> Table:
             f"{p}{' (default)' if p == spec.default_protocol and len(spec.protocols) > 1 else ''}"
             for p in spec.protocols
         )
+        if spec.meta.get("how_to_provide") and test_avail.startswith(("hub", "missing")):
+            test_avail = f"{test_avail}; in no package: local file or download"
         table.add_row(
             spec.name,
             suite,
@@ -60,7 +62,18 @@ def list_tasks(data_dir: str | Path | None = None) -> Table:
             test_avail,
             train_avail,
         )
-    table.caption = "groups: " + "; ".join(f"{g} = {'+'.join(m)}" for g, m in GROUPS.items())
+    from tasks.training_sets import TRAINING_SETS
+    from tasks.training_sets import availability as set_availability
+
+    sets = "; ".join(
+        f"{ts.suite}: {ts.name} ({set_availability(ts, data_dir) or 'not here: hub or local file'})"
+        for ts in TRAINING_SETS.values()
+    )
+    table.caption = (
+        "groups: "
+        + "; ".join(f"{g} = {'+'.join(m)}" for g, m in GROUPS.items())
+        + f"\nsuite training sets (train.data=suite): {sets}"
+    )
     return table
 
 

@@ -41,7 +41,7 @@ def _cache_root() -> Path:
     return Path(base).expanduser() / "data"
 
 
-def _host_reachable(host: str, timeout: float = 2.0) -> bool:
+def host_reachable(host: str, timeout: float = 2.0) -> bool:
     """One TCP connect per host and process; the hub's offline switches apply here too."""
     if hub_offline_by_env():
         return False
@@ -80,7 +80,7 @@ class UrlJsonSource(Source):
             if os.environ.get(HUB_ENV) == "0":
                 raise SourceUnavailable(f"{self.url}: downloads disabled (BENCH_HUB=0)")
             host = self.url.split("://", 1)[-1].split("/", 1)[0]
-            if not _host_reachable(host):
+            if not host_reachable(host):
                 raise SourceUnavailable(f"{self.url}: not reachable from here")
             self._download(path)
         text = path.read_text(encoding="utf-8")
@@ -184,16 +184,21 @@ def _spec(task: str, folder: str, size: int, letters: bool, description: str) ->
         protocols=("gen",),
         default_protocol="gen",
         test_sources=(
-            UrlJsonSource(converter(task, letters), size=size, url=f"{RAW}/dataset/{folder}/test.json"),
+            UrlJsonSource(
+                converter(task, letters), size=size, url=f"{RAW}/dataset/{folder}/test.json"
+            ),
         ),
         train_sources=(
-            UrlJsonSource(converter(f"{task}-train", letters), url=f"{RAW}/dataset/{folder}/train.json"),
+            UrlJsonSource(
+                converter(f"{task}-train", letters), url=f"{RAW}/dataset/{folder}/train.json"
+            ),
         ),
         fallback=None,
         format_hint="Answer with the letter of the correct choice." if letters else "",
         metric="accuracy",
         test_size=size,
-        description=description + (" (first letter A-E)" if letters else " (last number within 1e-3)"),
+        description=description
+        + (" (first letter A-E)" if letters else " (last number within 1e-3)"),
         meta={
             "letters": "ABCDE" if letters else None,
             "how_to_provide": HOW_TO_PROVIDE.format(folder=folder, task=task),

@@ -51,3 +51,13 @@ class LevelRecorder:
 @pytest.fixture
 def tiny_dlm() -> DiffusionLM:
     return make_tiny_dlm()
+
+
+@pytest.fixture(scope="session")
+def small_base(tmp_path_factory):
+    """A tiny base pretrained for a few seconds, shared by the tests that run whole cells."""
+    from harness.pretrain import pretrain
+
+    folder = tmp_path_factory.mktemp("base") / "tiny"
+    pretrain(SMALL_BASE, folder, show_progress=False)
+    return folder

@@ -15,20 +15,11 @@ import pytest
 from harness.cell import CellRequest
 from harness.errors import BenchError
 from harness.grid import make_grid, parse_set, sampling_steps
-from harness.pretrain import pretrain
 from harness.runner import InProcessExecutor, run_grid
 from reports.presets import load_preset
 from results.store import load_records
-from tests.conftest import SMALL_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def small_base(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("base") / "tiny"
-    pretrain(SMALL_BASE, folder, show_progress=False)
-    return folder
 
 
 def quick_spec(base: Path, **extra) -> dict:

@@ -166,7 +166,12 @@ def test_missing_training_set_without_fallback_is_a_clear_error():
 def test_resolve_tasks_expands_groups_in_order():
     assert [s.name for s in resolve_tasks("gsm8k,arc")] == ["gsm8k", "arc_e", "arc_c"]
     assert len(resolve_tasks("commonsense")) == 8
-    assert [s.name for s in resolve_tasks("math_offline,code")] == ["gsm8k", "math500", "humaneval", "mbpp"]
+    assert [s.name for s in resolve_tasks("math_offline,code")] == [
+        "gsm8k",
+        "math500",
+        "humaneval",
+        "mbpp",
+    ]
     assert [s.name for s in resolve_tasks("synthetic")] == [
         "synth_math",
         "synth_choice",
