@@ -609,7 +609,15 @@ def failures_table(records: list[Record]) -> Table:
         if r.config.get("rank") is not None:
             axes = ", ".join(x for x in (f"rank={r.config['rank']}", axes) if x)
         t.add_row(
-            [r.cell_id, r.status, r.method, r.task, str(r.seed), axes, err[-1] if err else ""]
+            [
+                r.cell_id,
+                r.status,
+                r.method,
+                r.task if r.eval_tasks == [r.task] else f"{r.train_data}: {','.join(r.eval_tasks)}",
+                str(r.seed),
+                axes,
+                err[-1] if err else "",
+            ]
         )
     return t
 

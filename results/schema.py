@@ -29,7 +29,7 @@ Conventions (the runner fills, the report relies on them):
   evaluated task: protocol, the content hash of its scored set, its predictions files.
 
 Version history: 1 had no ``eval_tasks``/``evaluations`` (one task per cell); version-1 records
-are read (upgraded in memory: ``eval_tasks = [task]``), version 2 is written.
+are read (upgraded in memory; their one evaluated task is ``config.task``), version 2 is written.
 """
 
 from __future__ import annotations
@@ -300,11 +300,7 @@ def upgrade(d: dict[str, Any]) -> dict[str, Any]:
     if d.get("schema_version") != 1:
         return d
     d = dict(d)
-    config = dict(d.get("config") or {})
-    if "task" in config:
-        config.setdefault("eval_tasks", [config["task"]])
-    d["config"] = config
-    d.setdefault("evaluations", [])
+    d.setdefault("evaluations", [])  # Record.eval_tasks falls back to [config.task]
     d["schema_version"] = 2
     return d
 

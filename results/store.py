@@ -296,7 +296,10 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
         costs["trainable_pct"] = 100.0 * tp / tot if tp is not None and tot else None
         costs["adapter_dir"] = r.adapter_dir
         scored_tasks = {s.task for s in r.scores}
-        for task in r.eval_tasks:  # one row per evaluated task without a score (failed, running)
+        # One row per evaluated task without a score (failed, running). Records that list no
+        # evaluated tasks (version 1, lm-eval's own) get one only when they have no score at all.
+        listed = r.eval_tasks if (cfg.get("eval_tasks") or not r.scores) else []
+        for task in listed:
             if task in scored_tasks:
                 continue
             rows.append(

@@ -339,9 +339,10 @@ def _suite_spec(base: Path, tasks: str) -> dict:
     }
 
 
-def _requests(spec):
+def _run(spec: dict, out: Path):
     grid = make_grid(spec)
-    return [CellRequest(c, sampling_steps(grid, c)) for c in grid.cells()]
+    requests = [CellRequest(c, sampling_steps(grid, c)) for c in grid.cells()]
+    return run_grid(requests, out, {**grid.to_spec(), "name": "t"}, InProcessExecutor("cpu"))
 
 
 @pytest.fixture
@@ -360,9 +361,7 @@ def test_suite_cell_records_one_row_per_task_and_resumes(
     import harness.cell
 
     out = tmp_path / "run"
-    summary = run_grid(
-        _requests(_suite_spec(small_base, "svamp,addsub")), out, {}, InProcessExecutor("cpu")
-    )
+    summary = _run(_suite_spec(small_base, "svamp,addsub"), out)
     assert summary.done == 1 and not summary.failed
     (record,) = load_records([out])
     assert record.task == "math_14k" and record.eval_tasks == ["svamp", "addsub"]
@@ -380,12 +379,16 @@ def test_suite_cell_records_one_row_per_task_and_resumes(
     assert set(primary["train_data"]) == {"math_14k (suite)"}
     assert set(primary["cell_task"]) == {"math_14k"}
 
+    from reports.build import build_report
+
+    report = build_report([out], tmp_path / "report", baseline="lora").read_text()
+    assert "svamp" in report and "addsub" in report
+    assert "math_14k (suite) -> addsub, svamp" in report
+
     # everything done: a rerun trains and evaluates nothing
     monkeypatch.setattr(harness.cell, "train_adapter", _must_not_run)
     monkeypatch.setattr(harness.cell, "evaluate", _must_not_run)
-    again = run_grid(
-        _requests(_suite_spec(small_base, "svamp,addsub")), out, {}, InProcessExecutor("cpu")
-    )
+    again = _run(_suite_spec(small_base, "svamp,addsub"), out)
     assert again.skipped == 1 and again.done == 0
 
     # a task added later: the saved adapter is scored on it alone
@@ -394,12 +397,7 @@ def test_suite_cell_records_one_row_per_task_and_resumes(
     monkeypatch.setenv("BENCH_DATA_DIR", str(suite_data))
     monkeypatch.setattr(harness.cell, "train_adapter", _must_not_run)
     seen = _record_evaluated_tasks(monkeypatch)
-    more = run_grid(
-        _requests(_suite_spec(small_base, "svamp,addsub,multiarith")),
-        out,
-        {},
-        InProcessExecutor("cpu"),
-    )
+    more = _run(_suite_spec(small_base, "svamp,addsub,multiarith"), out)
     assert more.done == 1 and not more.failed and seen == ["multiarith"]
     (extended,) = load_records([out])
     assert extended.cell_id == record.cell_id
@@ -440,9 +438,7 @@ def test_an_interrupted_evaluation_finishes_only_the_missing_tasks(
 
     monkeypatch.setattr(harness.cell, "scored_split", killed_at_addsub)
     with pytest.raises(KeyboardInterrupt):
-        run_grid(
-            _requests(_suite_spec(small_base, "svamp,addsub")), out, {}, InProcessExecutor("cpu")
-        )
+        _run(_suite_spec(small_base, "svamp,addsub"), out)
     (partial,) = load_records([out])
     assert partial.status == "running" and partial.config["trained"]
     assert {s.task for s in partial.scores} == {"svamp"}
@@ -453,12 +449,27 @@ def test_an_interrupted_evaluation_finishes_only_the_missing_tasks(
     monkeypatch.setattr(harness.cell, "scored_split", real_split)
     monkeypatch.setattr(harness.cell, "train_adapter", _must_not_run)
     seen = _record_evaluated_tasks(monkeypatch)
-    summary = run_grid(
-        _requests(_suite_spec(small_base, "svamp,addsub")), out, {}, InProcessExecutor("cpu")
-    )
+    summary = _run(_suite_spec(small_base, "svamp,addsub"), out)
     assert summary.done == 1 and not summary.failed and seen == ["addsub"]
     (done,) = load_records([out])
     assert done.status == "done" and {s.task for s in done.scores} == {"svamp", "addsub"}
     svamp = [s for s in done.scores if s.task == "svamp"]
     assert svamp == [s for s in partial.scores if s.task == "svamp"]
     assert done.costs.train_time_s == partial.costs.train_time_s
+
+
+def test_version_1_records_are_read_as_one_task_cells(tmp_path):
+    from results.schema import SCHEMA_VERSION
+    from results.store import read_record
+    from results.testing import make_record
+
+    data = make_record(task="synth_math").to_dict()
+    data["schema_version"] = 1
+    del data["evaluations"]
+    data["config"].pop("eval_tasks", None)
+    path = _write_json(tmp_path / "cells" / "c" / "record.json", data)
+    record = read_record(path)
+    assert record.schema_version == SCHEMA_VERSION and record.eval_tasks == ["synth_math"]
+    assert record.train_data == "synth_math (task)"
+    frame = records_frame([record])
+    assert list(frame["task"].unique()) == ["synth_math"] and frame["value"].notna().all()
