@@ -300,10 +300,14 @@ def test_new_step_counts_reuse_the_trained_adapter(small_base, tmp_path):
     ],
 )
 def test_every_preset_expands_into_valid_cells(preset):
+    from reports.presets import for_model
 
-    spec = {k: v for k, v in load_preset(preset).items() if k not in ("name", "description")}
-    cells = make_grid(spec).cells()
-    assert cells and len({c.cell_id for c in cells}) == len(cells)
+    for model in (None, "llada-8b-instruct"):  # the tiny version and the release's
+        grid = for_model(load_preset(preset), model)
+        spec = {k: v for k, v in grid.items() if k not in ("name", "description")}
+        cells = make_grid(spec).cells()
+        assert cells and len({c.cell_id for c in cells}) == len(cells)
+        assert all((c.train.data == "suite") == (model is not None) for c in cells)
 
 
 def test_worker_pool_executor_runs_cells_in_separate_processes(small_base, tmp_path):
