@@ -51,3 +51,20 @@ class LevelRecorder:
 @pytest.fixture
 def tiny_dlm() -> DiffusionLM:
     return make_tiny_dlm()
+
+
+# Tiny random-weight LLaDA / Dream folders from the released code (tests/released_models.py);
+# built once per session, each test loads its own model from them.
+@pytest.fixture(scope="session")
+def llada_folder(tmp_path_factory):
+    from tests.released_models import build_llada
+
+    return build_llada(tmp_path_factory.mktemp("released"))
+
+
+@pytest.fixture(scope="session", params=[False, True], ids=["dream", "dream-hub-mask"])
+def dream_folder(request, tmp_path_factory):
+    """Dream as shipped in the fixture, and with the hub's mask behaviour (both, parametrized)."""
+    from tests.released_models import build_dream
+
+    return build_dream(tmp_path_factory.mktemp("released"), hub_mask=request.param)
