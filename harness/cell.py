@@ -94,7 +94,10 @@ def run_cell(
 
     def encode(examples):
         return [
-            (tok.encode(format_prompt(ex, cell.eval.template, chat)), tok.encode(ex.target))
+            (
+                tok.encode_prompt(format_prompt(ex, cell.eval.template, chat)),
+                tok.encode(ex.target),
+            )
             for ex in examples
         ]
 
@@ -147,10 +150,13 @@ def run_cell(
                 else None
             ),
         ),
-        environment=collect_environment(
-            device_name=torch.cuda.get_device_name(device_obj)
-            if device_obj.type == "cuda"
-            else None
+        environment=dataclasses.replace(
+            collect_environment(
+                device_name=torch.cuda.get_device_name(device_obj)
+                if device_obj.type == "cuda"
+                else None
+            ),
+            model_repairs=list(dlm.info.repairs),
         ),
         provenance=[
             Provenance(task=cell.task, **_provenance_fields(split.provenance))

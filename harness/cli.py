@@ -80,7 +80,7 @@ def sample(
         from methods.registry import load_adapter
 
         load_adapter(dlm, adapter)
-    out = generate(dlm, [dlm.tokenizer.encode(dlm.tokenizer.chat(prompt))], config)[0]
+    out = generate(dlm, [dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))], config)[0]
     console.print(dlm.tokenizer.decode(out))
 
 

@@ -47,6 +47,7 @@ from lm_eval.api.registry import register_model
 from harness.errors import BenchError
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
+from harness.models.tokenizer import keep_tail
 from harness.sampler import SamplerConfig, generate
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,7 @@ class BenchDLLM(LM):
             "bench_model": info.name,
             "bench_family": info.family,
             "bench_source": info.source,
+            "bench_model_repairs": list(info.repairs),
             "bench_adapter": str(self.adapter_dir) if self.adapter_dir else None,
             "bench_args": dict(self.args),
         }
@@ -276,23 +278,26 @@ class BenchDLLM(LM):
     # -- tokens ----------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Trailing context whitespace belongs to the continuation (lm-eval's convention); the
-        pair is encoded as a whole and split, so word boundaries tokenize as in running text."""
+        pair is encoded as a whole and split, so word boundaries tokenize as in running text.
+        The prefix starts with the family's BOS (LLaDA, Dream), even for an empty context."""
         tok = self.dlm.tokenizer
         spaces = len(context) - len(context.rstrip())
         if spaces:
             context, continuation = context[:-spaces], context[-spaces:] + continuation
-        prefix = tok.encode(context) if context else []
-        whole = tok.encode(context + continuation)
+        prefix = tok.encode_prompt(context)
+        whole = tok.encode_prompt(context + continuation)
         if whole[: len(prefix)] == prefix:
             return prefix, whole[len(prefix) :]
         return prefix, tok.encode(continuation)
 
     def _fit(self, prefix: list[int], target: list[int]) -> tuple[list[int], list[int]]:
-        """Keep the whole target and as much of the prefix (its end) as ``max_length`` allows."""
-        if len(target) > self.max_length:
-            target = target[-self.max_length :]
+        """Keep the whole target and as much of the prefix (its end) as ``max_length`` allows;
+        the family's BOS always stays first."""
+        bos = self.dlm.tokenizer.bos_prefix
+        if len(target) > self.max_length - len(bos):
+            target = target[-(self.max_length - len(bos)) :]
         room = self.max_length - len(target)
-        return (prefix[-room:] if room > 0 else []), target
+        return keep_tail(prefix, room, bos), target
 
     def _score(self, prefix: list[int], target: list[int]) -> float:
         if not target:
@@ -318,8 +323,10 @@ class BenchDLLM(LM):
         out = []
         for request in requests:
             (text,) = request.args[:1]
+            bos = list(self.dlm.tokenizer.bos_prefix)
             ids = self.dlm.tokenizer.encode(text)
-            total = sum(self._score(p, t) for p, t in rolling_windows(ids, self.max_length))
+            windows = rolling_windows(ids, self.max_length - len(bos))
+            total = sum(self._score(bos + p, t) for p, t in windows)
             self.cache_hook.add_partial("loglikelihood_rolling", (text,), total)
             out.append(total)
         return out
@@ -339,7 +346,10 @@ class BenchDLLM(LM):
                 name = requests[i].task_name or "?"
                 self.steps_used.setdefault(name, set()).add(config.steps)
             room = max(1, self.max_length - config.gen_length)
-            prompts = {i: tok.encode(requests[i].args[0])[-room:] for i in indices}
+            prompts = {
+                i: keep_tail(tok.encode_prompt(requests[i].args[0]), room, tok.bos_prefix)
+                for i in indices
+            }
             order = sorted(indices, key=lambda i: len(prompts[i]))  # similar lengths pad less
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
@@ -635,6 +645,7 @@ def store_results(
         "max_length": lm.max_length,
         "limit": limit,
         "lm_eval_version": _version("lm-eval"),
+        "model_repairs": list(lm.dlm.info.repairs),
     }
     if lm.cell_dir is not None:
         cell_dir = lm.cell_dir
@@ -652,6 +663,7 @@ def store_results(
             if lm.dlm.device.type == "cuda"
             else None
         )
+        record.environment.model_repairs = list(lm.dlm.info.repairs)
     path = write_record(cell_dir, record)
     _write_sidecar(cell_dir / RESULTS_SIDECAR, results, settings, atomic_write_text)
     return path
