@@ -10,6 +10,8 @@ import torch
 
 from harness.models.loader import load_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _logits(dlm, text="hello world"):
     ids = torch.tensor([dlm.tokenizer.encode_prompt(text)])
