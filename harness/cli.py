@@ -394,6 +394,27 @@ def eval_cmd(
         console.print(f"scores stored in {results['bench_record']}")
 
 
+@app.command("export")
+def export_cmd(
+    adapter: Annotated[Path, typer.Option(help="A cell folder or an adapter folder.")],
+    out: Annotated[Path, typer.Option(help="Folder to write (must not exist, or be empty).")],
+    level: Annotated[
+        float | None, typer.Option(help="NaRA only (required): the noise level t to export at.")
+    ] = None,
+) -> None:
+    """Write a plain peft LoRA folder (stock peft loads it) from a bench adapter."""
+    from harness.adapter_paths import resolve_adapter
+    from methods.export import export_adapter
+
+    adapter_dir, _ = resolve_adapter(adapter)
+    done = export_adapter(adapter_dir, out, level)
+    at = f" at noise level {done.level}" if done.level is not None else ""
+    console.print(
+        f"{done.method} adapter{at} -> plain peft folder [bold]{done.folder}[/bold] "
+        f"({done.layers} layers); load it with PeftModel.from_pretrained(base, folder)"
+    )
+
+
 @list_app.command("models")
 def list_models() -> None:
     """Model aliases and where each loads from."""

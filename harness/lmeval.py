@@ -48,6 +48,7 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from harness.adapter_paths import resolve_adapter
 from harness.config import default_eval
 from harness.errors import BenchError
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
@@ -97,35 +98,6 @@ def _coerce(name: str, value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Adapter folders: find them, check they fit the model, load them
 # ---------------------------------------------------------------------------------------------
-def resolve_adapter(path: str | Path) -> tuple[Path, Path | None]:
-    """(adapter folder, cell folder or None) for a cell folder or an adapter folder."""
-    from methods.base import METHOD_FILE
-    from results.store import RECORD_NAME, read_record
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise BenchError(f"adapter folder {path} does not exist")
-    if not path.is_dir():
-        raise BenchError(f"adapter {path} is not a folder (expected a cell or adapter folder)")
-    if (path / RECORD_NAME).is_file():
-        record = read_record(path / RECORD_NAME)
-        adapter = record.adapter_path()
-        if adapter is None or not (adapter / METHOD_FILE).is_file():
-            raise BenchError(f"cell {path} has no saved adapter (its record names none)")
-        return adapter, path
-    if (path / METHOD_FILE).is_file():
-        parent = path.parent
-        if (parent / RECORD_NAME).is_file():
-            adapter = read_record(parent / RECORD_NAME).adapter_path()
-            if adapter is not None and adapter.resolve() == path.resolve():
-                return path, parent
-        return path, None
-    raise BenchError(
-        f"{path} is neither a bench cell folder (record.json + adapter/) nor an adapter folder "
-        f"(no {METHOD_FILE})"
-    )
-
-
 def check_adapter_fits(dlm: DiffusionLM, folder: Path, trained_on: str | None = None) -> None:
     """Raise one clear BenchError when ``folder`` holds an adapter for another base model:
     adapted layers the model does not have, or factor shapes that do not match its layers."""
