@@ -33,8 +33,9 @@ SDPA's fused kernels, so no L x L attention matrix):
 
 - weights ``2 x total params`` (``4 x`` on the CPU);
 - adapter: parameters, gradients and AdamW's two moments in fp32, ``16 x P_adapter``;
-- activations per token and layer: two RMSNorm inputs in fp32 (``8 d``), attention's q, k, v
-  and output (``4 d + 4 d_kv``), the SwiGLU gate, up and activation (``6 m``), and for each
+- activations per token and layer: two RMSNorms, each keeping its fp32 upcast input and its
+  bf16 normalised output (``12 d``; LLaDA's ``RMSLayerNorm`` and Qwen2's upcast the same way),
+  attention's q, k, v and output (``4 d + 4 d_kv``), the SwiGLU gate, up and activation (``6 m``), and for each
   adapted linear its dropped-out input and dropout mask (``3 x in``, ``2 x in`` without dropout);
   with checkpointing only each layer's input (``2 d``) is kept, plus one layer recomputed;
 - the loss: bf16 logits, their fp32 copy, log-softmax and its gradient, ``12 V`` per token;
@@ -150,7 +151,7 @@ def layer_activation_bytes(arch: Architecture, adapted_in: list[int], dropout: f
     """Bytes autograd keeps per token for one layer when the base is frozen (module doc)."""
     per_input = 3 if dropout > 0 else 2
     return (
-        8 * arch.hidden
+        12 * arch.hidden
         + 4 * arch.hidden
         + 4 * arch.kv_dim
         + 6 * arch.mlp
