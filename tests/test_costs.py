@@ -169,6 +169,8 @@ def test_fit_check_refuses_a_cell_that_cannot_fit(monkeypatch):
 
     with pytest.raises(BenchError, match="checked before loading the model"):
         run_cell(CellRequest(big, [256]), None, "cuda:0")
+    monkeypatch.setenv("BENCH_NO_FIT_CHECK", "1")
+    costs.check_fits(big, "cuda:0")  # the user's override: no error
 
 
 def test_device_kinds():
