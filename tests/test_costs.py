@@ -202,3 +202,24 @@ def test_dry_run_prints_gpu_hours_and_memory_for_an_8b_alias(monkeypatch, capsys
     )
     assert code == 0 and "will not fit:" in out and "NO" in out
     assert not (tmp_path / "r").exists()  # nothing ran
+
+
+def test_llada_and_dream_config_keys_are_read(tmp_path):
+    """A downloaded folder's config.json in each family's own keys gives the published shapes."""
+    llada = {"model_type": "llada", "architectures": ["LLaDAModelLM"], "d_model": 4096,
+             "n_layers": 32, "n_heads": 32, "n_kv_heads": 32, "mlp_hidden_size": 12288,
+             "vocab_size": 126464, "embedding_size": 126464, "weight_tying": False}  # fmt: skip
+    dream = {"model_type": "Dream", "architectures": ["DreamModel"], "hidden_size": 3584,
+             "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+             "intermediate_size": 18944, "vocab_size": 152064,
+             "tie_word_embeddings": False}  # fmt: skip
+    for data, known in ((llada, LLADA_8B), (dream, DREAM_7B)):
+        folder = tmp_path / data["model_type"]
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(data))
+        arch = architecture_for(str(folder))
+        assert arch.total_params == known.total_params and arch.family == known.family
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(BenchError, match="does not give the model's hidden, layers"):
+        architecture_for(str(tmp_path / "bad"))

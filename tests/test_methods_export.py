@@ -61,8 +61,10 @@ def test_stock_peft_refuses_a_core_adapter_and_names_bench_loader(method, tmp_pa
     bench_logits(tmp_path, LEVELS)
 
 
-def test_static_core_export_equals_bench_at_every_level(tmp_path):
-    dlm, adapter = trained("static_core")
+@pytest.mark.parametrize("sharing", ["global", "module_type", "layer"])
+def test_static_core_export_equals_bench_at_every_level(sharing, tmp_path):
+    dlm, adapter = trained("static_core", core_sharing=sharing)
+    assert len(adapter.bank.cores) == {"global": 1, "module_type": 4, "layer": 8}[sharing]
     adapter.save(tmp_path / "a")
     done = export_adapter(tmp_path / "a", tmp_path / "plain")
     assert done.method == "static_core" and done.level is None and done.layers == 8
