@@ -84,6 +84,9 @@ def run_cell(
 
     monitor = monitor or Monitor()
     cell = request.cell
+    from harness.costs import check_fits
+
+    check_fits(cell, device, request.steps)  # one line before loading, if it cannot fit
     created = utc_now()
     monitor.phase("loading", 1)
     dlm, spec, data = _load(cell, device)

@@ -19,11 +19,15 @@ Request types:
   longer than ``max_length`` are scored in windows, each later window keeping as much preceding
   text as context as fits, so each token is scored exactly once.
 - ``generate_until``: the batched sampler (:func:`harness.sampler.generate`), requests grouped
-  by identical generation kwargs. ``gen_length``, ``steps``, ``block_length``, ``temperature``
-  (and ``remasking``, ``cfg_scale``, ``schedule``) are model arguments; a task's
-  ``max_gen_toks`` replaces ``gen_length``, rounded up to a multiple of ``block_length``, with
-  ``steps`` scaled to keep the model arguments' steps per token. The decoded text is cut at the
-  first of the task's ``until`` strings. A task's ``temperature``/``do_sample`` are ignored.
+  by identical generation kwargs. ``gen_length``, ``steps``, ``block_length``, ``temperature``,
+  ``noise_level`` (response | sequence, what NaRA is fed while sampling; see
+  ``eval.noise_level``) and ``remasking``, ``cfg_scale``, ``schedule`` are model arguments;
+  ``block_length`` defaults to bench's own evaluation's block length for the task's suite
+  (:func:`harness.config.default_eval` of the model and :func:`lm_eval_suite`: 8 for math and
+  commonsense, 32 for code on real models). A task's ``max_gen_toks`` (or a ``gen_length`` that
+  is not a multiple of the block) is rounded up to a multiple of ``block_length``, with ``steps``
+  scaled to keep the model arguments' steps per token. The decoded text is cut at the first of
+  the task's ``until`` strings. A task's ``temperature``/``do_sample`` are ignored.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from harness.adapter_paths import resolve_adapter
+from harness.config import default_eval
 from harness.errors import BenchError
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
@@ -65,11 +71,12 @@ LM_ARGS: dict[str, tuple[type, Any]] = {
     "seed": (int, 0),
     "gen_length": (int, 256),
     "steps": (int, 256),
-    "block_length": (int, 32),
+    "block_length": (int, None),  # None: bench's own evaluation's block for the task's suite
     "temperature": (float, 0.0),
     "remasking": (str, "low_confidence"),
     "cfg_scale": (float, 0.0),
     "schedule": (str, "linear"),
+    "noise_level": (str, "response"),
     "batch_size": (int, DEFAULT_BATCH_SIZE),
     "max_length": (int, None),
 }
@@ -92,35 +99,6 @@ def _coerce(name: str, value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Adapter folders: find them, check they fit the model, load them
 # ---------------------------------------------------------------------------------------------
-def resolve_adapter(path: str | Path) -> tuple[Path, Path | None]:
-    """(adapter folder, cell folder or None) for a cell folder or an adapter folder."""
-    from methods.base import METHOD_FILE
-    from results.store import RECORD_NAME, read_record
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise BenchError(f"adapter folder {path} does not exist")
-    if not path.is_dir():
-        raise BenchError(f"adapter {path} is not a folder (expected a cell or adapter folder)")
-    if (path / RECORD_NAME).is_file():
-        record = read_record(path / RECORD_NAME)
-        adapter = record.adapter_path()
-        if adapter is None or not (adapter / METHOD_FILE).is_file():
-            raise BenchError(f"cell {path} has no saved adapter (its record names none)")
-        return adapter, path
-    if (path / METHOD_FILE).is_file():
-        parent = path.parent
-        if (parent / RECORD_NAME).is_file():
-            adapter = read_record(parent / RECORD_NAME).adapter_path()
-            if adapter is not None and adapter.resolve() == path.resolve():
-                return path, parent
-        return path, None
-    raise BenchError(
-        f"{path} is neither a bench cell folder (record.json + adapter/) nor an adapter folder "
-        f"(no {METHOD_FILE})"
-    )
-
-
 def check_adapter_fits(dlm: DiffusionLM, folder: Path, trained_on: str | None = None) -> None:
     """Raise one clear BenchError when ``folder`` holds an adapter for another base model:
     adapted layers the model does not have, or factor shapes that do not match its layers."""
@@ -225,11 +203,13 @@ class BenchDLLM(LM):
         self.sampler = SamplerConfig(
             gen_length=args["gen_length"],
             steps=args["steps"],
-            block_length=args["block_length"],
+            # checked here with one block; the block used is resolved per task (_sampler_for)
+            block_length=args["block_length"] or args["gen_length"],
             temperature=args["temperature"],
             remasking=args["remasking"],
             cfg_scale=args["cfg_scale"],
             schedule=args["schedule"],
+            noise_level=args["noise_level"],
         )
         if dlm is None:
             dlm, self.adapter_dir, self.cell_dir = load_adapted(model, adapter, device or "auto")
@@ -242,6 +222,7 @@ class BenchDLLM(LM):
         self.max_length = args["max_length"] or _model_max_length(dlm)
         self.args = args
         self.steps_used: dict[str, set[int]] = {}  # task name -> sampling steps used
+        self.blocks_used: dict[str, set[int]] = {}  # task name -> block lengths used
         self._ll_cache: dict[tuple, float] = {}
         self._device = dlm.device
 
@@ -336,15 +317,17 @@ class BenchDLLM(LM):
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             kwargs = request.args[1] if len(request.args) > 1 else {}
-            groups.setdefault(json.dumps(kwargs, sort_keys=True, default=str), []).append(i)
+            key = [kwargs, self.block_length_for(request.task_name)]
+            groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(i)
         tok = self.dlm.tokenizer
         for key, indices in groups.items():
-            kwargs = json.loads(key)
-            config = self._sampler_for(kwargs)
+            kwargs, block = json.loads(key)
+            config = self._sampler_for(kwargs, block)
             until = _stop_strings(kwargs.get("until"))
             for i in indices:
                 name = requests[i].task_name or "?"
                 self.steps_used.setdefault(name, set()).add(config.steps)
+                self.blocks_used.setdefault(name, set()).add(config.block_length)
             room = max(1, self.max_length - config.gen_length)
             prompts = {
                 i: keep_tail(tok.encode_prompt(requests[i].args[0]), room, tok.bos_prefix)
@@ -361,15 +344,44 @@ class BenchDLLM(LM):
                     results[i] = text
         return results  # type: ignore[return-value]
 
-    def _sampler_for(self, kwargs: dict[str, Any]) -> SamplerConfig:
+    def block_length_for(self, task: str | None) -> int:
+        """The ``block_length`` model argument, else bench's own block for the task's suite."""
+        if self.args["block_length"]:
+            return self.args["block_length"]
+        return default_eval(self.dlm.info.name, lm_eval_suite(task)).block_length
+
+    def _sampler_for(self, kwargs: dict[str, Any], block: int | None = None) -> SamplerConfig:
         base = self.sampler
-        max_toks = kwargs.get("max_gen_toks")
-        if max_toks is None:
-            return base
-        block = base.block_length
-        gen_length = max(block, math.ceil(int(max_toks) / block) * block)
+        block = block or self.block_length_for(None)
+        wanted = kwargs.get("max_gen_toks")
+        wanted = base.gen_length if wanted is None else int(wanted)
+        gen_length = max(block, math.ceil(wanted / block) * block)
         steps = max(gen_length // block, round(base.steps * gen_length / base.gen_length))
-        return dataclasses.replace(base, gen_length=gen_length, steps=steps)
+        return dataclasses.replace(base, gen_length=gen_length, steps=steps, block_length=block)
+
+
+_SUITE_WORDS = {
+    "code": ("humaneval", "mbpp", "code"),
+    "math": ("gsm8k", "math", "svamp", "aqua", "asdiv", "mawps", "addsub", "multiarith",
+             "singleeq", "arith"),
+}  # fmt: skip
+
+
+def lm_eval_suite(task: str | None) -> str:
+    """The bench suite an lm-eval task belongs to, for its default sampler settings: a bench task
+    name gives its own suite; otherwise words in the name (gsm8k, math, humaneval, mbpp...) say
+    math or code, and anything else is treated as commonsense (multiple choice)."""
+    name = (task or "").lower()
+    from tasks.registry import task_names
+
+    if name in task_names():
+        from tasks.registry import get_task
+
+        return get_task(name).suite
+    for suite, words in _SUITE_WORDS.items():
+        if any(word in name for word in words):
+            return suite
+    return "commonsense"
 
 
 def _model_max_length(dlm: DiffusionLM) -> int:
@@ -643,6 +655,7 @@ def store_results(
         "adapter": str(lm.adapter_dir) if lm.adapter_dir else None,
         "model_args": dict(lm.args),
         "max_length": lm.max_length,
+        "block_length_used": {t: sorted(b) for t, b in lm.blocks_used.items()},
         "limit": limit,
         "lm_eval_version": _version("lm-eval"),
         "model_repairs": list(lm.dlm.info.repairs),
