@@ -49,10 +49,13 @@ class DiffusionLM(nn.Module):
         input_ids: torch.Tensor,
         noise_level: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        **backbone_kwargs,
     ) -> torch.Tensor:
-        """Logits of shape (batch, length, vocab); ``noise_level`` has shape (batch,)."""
+        """Logits of shape (batch, length, vocab); ``noise_level`` has shape (batch,).
+
+        ``backbone_kwargs`` reach the backbone unchanged (the sampler's KV cache uses them)."""
         self.channel.set(noise_level.to(device=input_ids.device, dtype=torch.float32))
-        kwargs = {"input_ids": input_ids}
+        kwargs = {"input_ids": input_ids, **backbone_kwargs}
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask
         out = self.backbone(**kwargs)
