@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,18 @@ class Monitor:
 class CellRequest:
     cell: CellConfig
     steps: list[int] = field(default_factory=list)  # sampling steps to evaluate
+    # fast-sampling settings to evaluate (cache / parallel / cache_refresh); empty: the cell's own
+    samplers: list[dict[str, str]] = field(default_factory=list)
+
+    def variants(self) -> list[dict[str, str]]:
+        from harness.config import EVAL_ONLY_FIELDS
+
+        own = {name: getattr(self.cell.eval, name) for name in EVAL_ONLY_FIELDS}
+        return self.samplers or [own]
+
+    def evaluations(self) -> list[tuple[int, dict[str, str]]]:
+        """Every (sampling steps, sampler settings) pair to evaluate."""
+        return [(s, v) for s in self.steps for v in self.variants()]
 
 
 def seed_everything(seed: int) -> None:
@@ -114,7 +127,8 @@ def run_cell(
     adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR)
     protocol = resolve_protocol(spec, cell.eval)
     steps_list = request.steps if protocol == "gen" else [None]
-    outcomes = _evaluate_steps(dlm, spec, data.test.examples, cell, steps_list, cell_dir, monitor)
+    plan = request.evaluations() if protocol == "gen" else [(None, None)]
+    outcomes = _evaluate_steps(dlm, spec, data.test.examples, cell, plan, cell_dir, monitor)
     sampling = [o for o in outcomes if o.sampling_steps]
     device_obj = dlm.device
     return Record(
@@ -125,6 +139,7 @@ def run_cell(
             "rank": cell.rank,
             "protocol": protocol,
             "sampling_steps": steps_list,
+            "samplers": [_label(v) for v in request.variants()] if protocol == "gen" else [],
             "train_examples": len(train_examples),
             "val_examples": len(val_examples),
             "best_step": trained.best_step,
@@ -162,12 +177,19 @@ def run_cell(
     )
 
 
-def missing_steps(request: CellRequest, record) -> list[int]:
-    """Sampling step counts asked for that a finished generative cell has no score for."""
+def _label(variant: dict[str, str] | None) -> str | None:
+    from harness.sampling.settings import sampler_label
+
+    return None if variant is None else sampler_label(**variant)
+
+
+def missing_steps(request: CellRequest, record) -> list[tuple[int, dict[str, str]]]:
+    """(sampling steps, sampler settings) asked for that a finished generative cell has no score
+    for. Scores written before fast sampling existed carry no sampler: they are plain."""
     if record.config.get("protocol") != "gen":
         return []
-    have = {s.steps for s in record.scores}
-    return [s for s in request.steps if s not in have]
+    have = {(s.steps, s.sampler or "plain") for s in record.scores}
+    return [(s, v) for s, v in request.evaluations() if (s, _label(v)) not in have]
 
 
 def extend_cell(request: CellRequest, cell_dir: Path, record, device: str = "auto", monitor=None):
@@ -183,7 +205,13 @@ def extend_cell(request: CellRequest, cell_dir: Path, record, device: str = "aut
     load_adapter(dlm, cell_dir / ADAPTER_DIR)
     dlm.eval()
     outcomes = _evaluate_steps(dlm, spec, data.test.examples, cell, steps, cell_dir, monitor)
-    config = {**record.config, "sampling_steps": sorted({*record.config["sampling_steps"], *steps})}
+    labels = list(record.config.get("samplers") or ["plain"])
+    labels += [lab for lab in dict.fromkeys(_label(v) for _, v in steps) if lab not in labels]
+    config = {
+        **record.config,
+        "sampling_steps": sorted({*record.config["sampling_steps"], *(s for s, _ in steps)}),
+        "samplers": labels,
+    }
     costs = dataclasses.replace(
         record.costs,
         eval_time_s=(record.costs.eval_time_s or 0) + sum(o.eval_time_s for o in outcomes),
@@ -197,22 +225,28 @@ def extend_cell(request: CellRequest, cell_dir: Path, record, device: str = "aut
     )
 
 
-def _evaluate_steps(dlm, spec, examples, cell, steps_list, cell_dir, monitor) -> list[EvalOutcome]:
+def _evaluate_steps(dlm, spec, examples, cell, plan, cell_dir, monitor) -> list[EvalOutcome]:
+    """Evaluate every (steps, sampler settings) pair of ``plan``; (None, None) for log-likelihood."""
     from results.store import atomic_write_text
 
     outcomes = []
-    for steps in steps_list:
-        monitor.phase(f"evaluating ({steps} steps)" if steps else "evaluating", len(examples))
+    for steps, variant in plan:
+        label = _label(variant)
+        shown = f"{steps} steps" + (f", {label}" if label and label != "plain" else "")
+        monitor.phase(f"evaluating ({shown})" if steps else "evaluating", len(examples))
+        config = dataclasses.replace(cell.eval, **variant) if variant else cell.eval
         outcome = evaluate(
             dlm,
             spec,
             examples,
-            cell.eval,
+            config,
             steps,
             cell.seed,
             on_progress=lambda done, total: monitor.update(done),
         )
         suffix = f"-steps{outcome.steps}" if outcome.steps else ""
+        if label and label != "plain":
+            suffix += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         lines = [json.dumps(row, default=str) for row in outcome.score.per_example]
         atomic_write_text(cell_dir / f"predictions{suffix}.jsonl", "\n".join(lines) + "\n")
         outcomes.append(outcome)
@@ -233,6 +267,8 @@ def _scores(outcome: EvalOutcome) -> list:
         protocol=s.protocol,
         steps=outcome.steps,
         per_example=[{k: row[k] for k in keep if k in row} for row in s.per_example],
+        sampler=outcome.sampler,
+        sampling=outcome.sampling.to_dict() if outcome.sampling is not None else None,
     )
     extra = [
         Score(
@@ -242,6 +278,7 @@ def _scores(outcome: EvalOutcome) -> list:
             n=s.n,
             protocol=s.protocol,
             steps=outcome.steps,
+            sampler=outcome.sampler,
         )
         for name, v in s.extra.items()
         if not name.startswith("programs_")

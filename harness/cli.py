@@ -178,7 +178,7 @@ def run(
 ) -> None:
     """Run the grid methods x tasks x seeds x ranks x settings (resumable; failures isolated)."""
     from harness.cell import CellRequest
-    from harness.grid import make_grid, sampling_steps
+    from harness.grid import make_grid, sampling_steps, sampling_variants
     from harness.live import live_view
     from harness.runner import choose_executor, run_grid
 
@@ -187,7 +187,10 @@ def run(
     spec, name = _grid_spec(methods, tasks, model, seeds, ranks, set_, steps, config, preset, limit)
     grid = make_grid(spec)
     cells = grid.cells()
-    requests = [CellRequest(cell, sampling_steps(grid, cell)) for cell in cells]
+    requests = [
+        CellRequest(cell, sampling_steps(grid, cell), sampling_variants(grid, cell))
+        for cell in cells
+    ]
     out = out or RUNS_ROOT / name
     executor = choose_executor(devices)  # validates --devices even for a dry run
     if dry_run:

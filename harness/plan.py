@@ -50,6 +50,8 @@ def estimate(request: CellRequest) -> Cost:
         evaluation = forwards * tokens * FORWARD_SECONDS_PER_TOKEN
     else:
         sequence = tokens + cell.eval.gen_length
-        evaluation = n_eval * sum(request.steps) * sequence * FORWARD_SECONDS_PER_TOKEN
+        # every sampler variant counted at the plain cost: an upper bound for the fast ones
+        evaluation = n_eval * sum(request.steps) * len(request.variants()) * sequence
+        evaluation *= FORWARD_SECONDS_PER_TOKEN
     training = seen * tokens * TRAIN_SECONDS_PER_TOKEN
     return Cost(updates, seen, CELL_OVERHEAD_SECONDS + training + evaluation)

@@ -1,7 +1,13 @@
 """Kept for existing imports: the sampler lives in :mod:`harness.sampling`."""
 
-from harness.sampling import SCHEDULES, SamplerConfig, SamplingStats, generate, left_pad
-from harness.sampling import transfer_counts
+from harness.sampling import (
+    SCHEDULES,
+    SamplerConfig,
+    SamplingStats,
+    generate,
+    left_pad,
+    transfer_counts,
+)
 
 __all__ = [
     "SCHEDULES",

@@ -63,8 +63,12 @@ def adapted(method: str, seed: int = 0):
 
 
 def reference(dlm, prompts, config: SamplerConfig, generator=None):
-    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(reference_sampler.SamplerConfig)}
-    return reference_sampler.generate(dlm, prompts, reference_sampler.SamplerConfig(**fields), generator)
+    fields = {
+        f.name: getattr(config, f.name) for f in dataclasses.fields(reference_sampler.SamplerConfig)
+    }
+    return reference_sampler.generate(
+        dlm, prompts, reference_sampler.SamplerConfig(**fields), generator
+    )
 
 
 @pytest.mark.parametrize(
@@ -200,8 +204,13 @@ def test_a_batch_equals_its_rows_with_per_row_refresh():
 def test_every_method_and_temperature_decodes_every_position(method, cache, parallel, temperature):
     dlm = adapted(method)
     config = SamplerConfig(
-        gen_length=16, steps=16, block_length=8, cache=cache, parallel=parallel,
-        temperature=temperature, stop_at_eos=False,
+        gen_length=16,
+        steps=16,
+        block_length=8,
+        cache=cache,
+        parallel=parallel,
+        temperature=temperature,
+        stop_at_eos=False,
     )
     stats = SamplingStats()
     out = generate(dlm, PROMPTS, config, torch.Generator().manual_seed(0), stats=stats)

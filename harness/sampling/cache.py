@@ -72,7 +72,9 @@ def backend_for(dlm: DiffusionLM, mode: str) -> CacheBackend | None:
         backend, reason = None, "the adapter conditions on the mask layout of the whole input"
     if backend is None and (reason, mode) not in _warned:
         _warned.add((reason, mode))
-        log.warning("cache=%s is not used: %s; sampling without a cache (cache_used=none)", mode, reason)
+        log.warning(
+            "cache=%s is not used: %s; sampling without a cache (cache_used=none)", mode, reason
+        )
     return backend
 
 

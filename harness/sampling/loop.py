@@ -62,7 +62,7 @@ def generate(
     stats = stats if stats is not None else SamplingStats()
     backend = backend_for(dlm, config.cache)
     stats.cache_used = config.cache if backend is not None else "none"
-    rule, refresh = config.parallel_rule, config.refresh_rule
+    rule = config.parallel_rule
     mask_id, eos_id = dlm.tokenizer.mask_token_id, dlm.tokenizer.eos_token_id
     device = dlm.device
     prompt_ids, prompt_attention = left_pad(prompts, dlm.tokenizer.pad_token_id)
@@ -106,7 +106,16 @@ def generate(
                 confidence = _confidence(logits, x0, config, generator, device)
             else:
                 x0, confidence, cache = _cached_step(
-                    dlm, backend, config, cache, x, rows, level, attention, (start, end), stats,
+                    dlm,
+                    backend,
+                    config,
+                    cache,
+                    x,
+                    rows,
+                    level,
+                    attention,
+                    (start, end),
+                    stats,
                     generator,
                 )
                 if config.temperature > 0 or config.remasking != "low_confidence":
