@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from harness.errors import BenchError
 from harness.models.dlm import DiffusionLM
 from harness.sampling.cache import BlockCache, backend_for, window_bounds
 from harness.sampling.config import SamplerConfig
@@ -58,6 +59,11 @@ def generate(
     """Generate a response for every prompt; each is cut before its first EOS.
 
     ``stats`` (optional) accumulates the forwards, decoded tokens and time this call used."""
+    if dlm.info.shift_logits and any(len(p) == 0 for p in prompts):
+        raise BenchError(
+            f"{dlm.info.name}: an empty prompt leaves position 0 to generate, which a "
+            "shifted-logit model (Dream) cannot predict; prompts start with BOS (encode_prompt)"
+        )
     began = time.perf_counter()
     stats = stats if stats is not None else SamplingStats()
     backend = backend_for(dlm, config.cache)
