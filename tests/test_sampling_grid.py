@@ -117,3 +117,23 @@ def test_report_section_shows_speed_and_paired_difference_per_method(tmp_path):
     lines = sampler_markdown(records, examples_frame(records), tmp_path, lambda t, out: [t.title])
     assert lines[0] == "## Fast sampling" and (tmp_path / "sampler_parallelism.png").is_file()
     assert sampler_markdown([plain], pd.DataFrame(), tmp_path, lambda t, out: []) == []
+
+
+def test_lm_eval_model_takes_the_same_settings_and_records_them():
+    from lm_eval.api.instance import Instance
+
+    from harness.lmeval import BenchDLLM, scores_from_results
+    from tests.conftest import make_tiny_dlm
+
+    dlm = make_tiny_dlm()
+    lm = BenchDLLM(dlm=dlm, cache="dual", parallel="threshold:0.9", gen_length=8, steps=8)
+    assert (lm.sampler.cache, lm.sampler.parallel) == ("dual", "threshold:0.9")
+    request = Instance("generate_until", {}, ("Q: 1+1=", {"until": ["\n"]}), 0)
+    request.task_name = "t"
+    lm.generate_until([request])
+    assert lm.sampling["t"].cache_used == "dual" and lm.sampling["t"].forwards > 0
+    results = {"results": {"t": {"exact_match,none": 0.5}}}
+    (score,) = scores_from_results(results, lm.steps_used, lm.sampling, lm.sampler.label)
+    assert score.sampler == "cache=dual,parallel=threshold:0.9" and score.sampling["forwards"]
+    with pytest.raises(BenchError, match="none, prefix, dual"):
+        BenchDLLM(dlm=dlm, cache="kv")
