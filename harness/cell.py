@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,14 @@ class Monitor:
 class CellRequest:
     cell: CellConfig
     steps: list[int] = field(default_factory=list)  # sampling steps to evaluate
+    # fast-sampling settings to evaluate (cache / parallel / cache_refresh); empty: the cell's own
+    samplers: list[dict[str, str]] = field(default_factory=list)
+
+    def variants(self) -> list[dict[str, str]]:
+        from harness.config import EVAL_ONLY_FIELDS
+
+        own = {name: getattr(self.cell.eval, name) for name in EVAL_ONLY_FIELDS}
+        return self.samplers or [own]
 
 
 def seed_everything(seed: int) -> None:
@@ -154,6 +163,7 @@ def run_cell(
             "rank": cell.rank,
             "trained": True,  # the adapter is saved: a crash from here on only re-evaluates
             "sampling_steps": [],
+            "samplers": [_label(v) for v in request.variants()],
             "train_examples": len(train_examples),
             "val_examples": len(val_examples),
             "best_step": trained.best_step,
@@ -190,21 +200,35 @@ def _no_checkpoint(record) -> None:
     return None
 
 
-def wanted_steps(request: CellRequest, protocol: str) -> list[int | None]:
+def _label(variant: dict[str, str] | None) -> str:
+    """The sampler label of a variant; log-likelihood scoring (None) and the defaults: plain."""
+    from harness.sampling.settings import sampler_label
+
+    return "plain" if variant is None else sampler_label(**variant)
+
+
+def wanted_evaluations(request: CellRequest, protocol: str) -> list[tuple[int | None, dict | None]]:
+    """(sampling steps, sampler settings) pairs for one task; (None, None) for log-likelihood."""
     if protocol != "gen":
-        return [None]
-    return list(request.steps) or [request.cell.eval.gen_length]
+        return [(None, None)]
+    steps = list(request.steps) or [request.cell.eval.gen_length]
+    return [(st, v) for st in steps for v in request.variants()]
 
 
-def missing_evaluations(request: CellRequest, record) -> list[tuple[str, int | None]]:
-    """(evaluated task, sampling steps) pairs asked for that the record has no score for."""
+def missing_evaluations(request: CellRequest, record) -> list[tuple[str, int | None, dict | None]]:
+    """(evaluated task, sampling steps, sampler settings) asked for that the record has no score
+    for. Scores written before fast sampling existed carry no sampler: they are plain."""
     from tasks.registry import get_task
 
-    have = {(s.task, s.steps) for s in record.scores}
-    out: list[tuple[str, int | None]] = []
+    have = {(s.task, s.steps, s.sampler or "plain") for s in record.scores}
+    out: list[tuple[str, int | None, dict | None]] = []
     for task in request.cell.evaluated_tasks:
         protocol = resolve_protocol(get_task(task), request.cell.eval)
-        out += [(task, st) for st in wanted_steps(request, protocol) if (task, st) not in have]
+        out += [
+            (task, st, v)
+            for st, v in wanted_evaluations(request, protocol)
+            if (task, st, _label(v)) not in have
+        ]
     return out
 
 
@@ -251,15 +275,13 @@ def evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint=None, prel
     config = dict(record.config)
     config["eval_tasks"] = list(dict.fromkeys([*record.eval_tasks, *cell.evaluated_tasks]))
     record = dataclasses.replace(record, config=config)
-    todo: dict[str, list[int | None]] = {}
-    for task, steps in missing_evaluations(request, record):
-        todo.setdefault(task, []).append(steps)
-    for task, steps_list in todo.items():
+    todo: dict[str, list[tuple[int | None, dict | None]]] = {}
+    for task, steps, variant in missing_evaluations(request, record):
+        todo.setdefault(task, []).append((steps, variant))
+    for task, plan in todo.items():
         spec = get_task(task)
         split = preloaded.get(task) or scored_split(cell, task)
-        outcomes = _evaluate_steps(
-            dlm, spec, split.examples, cell, steps_list, cell_dir, monitor, task
-        )
+        outcomes = _evaluate_steps(dlm, spec, split.examples, cell, plan, cell_dir, monitor, task)
         record = _with_evaluation(record, cell, task, split, outcomes)
         (checkpoint or _no_checkpoint)(record)
     return dataclasses.replace(record, status="done", finished_at=utc_now())
@@ -302,6 +324,9 @@ def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
     )
     config = dict(record.config)
     config["sampling_steps"] = sorted({*config.get("sampling_steps", []), *entry.steps})
+    labels = list(config.get("samplers") or ["plain"])
+    new = (o.sampler for o in outcomes if o.sampler)
+    config["samplers"] = labels + [lab for lab in dict.fromkeys(new) if lab not in labels]
     config.setdefault("protocol", protocol)  # the first evaluated task's (per task: evaluations)
     return dataclasses.replace(
         record,
@@ -313,25 +338,29 @@ def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
     )
 
 
-def _evaluate_steps(
-    dlm, spec, examples, cell, steps_list, cell_dir, monitor, task
-) -> list[EvalOutcome]:
+def _evaluate_steps(dlm, spec, examples, cell, plan, cell_dir, monitor, task) -> list[EvalOutcome]:
+    """Evaluate ``task`` at every (steps, sampler settings) pair of ``plan``; (None, None) for
+    log-likelihood."""
     from results.store import atomic_write_text
 
     outcomes = []
-    for steps in steps_list:
-        what = f"evaluating {task}" + (f" ({steps} steps)" if steps else "")
-        monitor.phase(what, len(examples))
+    for steps, variant in plan:
+        label = _label(variant)
+        shown = f"{steps} steps" + (f", {label}" if label != "plain" else "")
+        monitor.phase(f"evaluating {task}" + (f" ({shown})" if steps else ""), len(examples))
+        config = dataclasses.replace(cell.eval, **variant) if variant else cell.eval
         outcome = evaluate(
             dlm,
             spec,
             examples,
-            cell.eval,
+            config,
             steps,
             cell.seed,
             on_progress=lambda done, total: monitor.update(done),
         )
         suffix = f"-steps{outcome.steps}" if outcome.steps else ""
+        if label != "plain":
+            suffix += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
         lines = [json.dumps(row, default=str) for row in outcome.score.per_example]
         outcome.predictions_file = f"predictions-{task}{suffix}.jsonl"
         atomic_write_text(cell_dir / outcome.predictions_file, "\n".join(lines) + "\n")
@@ -353,6 +382,8 @@ def _scores(outcome: EvalOutcome) -> list:
         protocol=s.protocol,
         steps=outcome.steps,
         per_example=[{k: row[k] for k in keep if k in row} for row in s.per_example],
+        sampler=outcome.sampler,
+        sampling=outcome.sampling.to_dict() if outcome.sampling is not None else None,
     )
     extra = [
         Score(
@@ -362,6 +393,7 @@ def _scores(outcome: EvalOutcome) -> list:
             n=s.n,
             protocol=s.protocol,
             steps=outcome.steps,
+            sampler=outcome.sampler,
         )
         for name, v in s.extra.items()
         if not name.startswith("programs_")

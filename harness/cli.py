@@ -68,20 +68,41 @@ def sample(
     steps: int = 32,
     block_length: int = 32,
     temperature: float = 0.0,
+    cache: Annotated[str, typer.Option(help="KV cache: none, prefix, dual.")] = "none",
+    parallel: Annotated[
+        str, typer.Option(help="Commit rule: none, threshold:X (0<X<=1), factor:X (X>0).")
+    ] = "none",
+    cache_refresh: Annotated[
+        str, typer.Option(help="Cache refresh: block, step-level-change:X.")
+    ] = "block",
     device: str = "auto",
 ) -> None:
     """Generate one response with the batched diffusion sampler (a quick look at a model)."""
     from harness.models.loader import load_model
-    from harness.sampler import SamplerConfig, generate
+    from harness.sampling import SamplerConfig, SamplingStats, generate
 
-    config = SamplerConfig(gen_length, steps, block_length, temperature)
+    config = SamplerConfig(
+        gen_length,
+        steps,
+        block_length,
+        temperature,
+        cache=cache,
+        parallel=parallel,
+        cache_refresh=cache_refresh,
+    )
     dlm = load_model(model, device)
     if adapter is not None:
         from methods.registry import load_adapter
 
         load_adapter(dlm, adapter)
-    out = generate(dlm, [dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))], config)[0]
+    stats = SamplingStats()
+    prompt_ids = dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))
+    out = generate(dlm, [prompt_ids], config, stats=stats)[0]
     console.print(dlm.tokenizer.decode(out))
+    console.print(
+        f"[dim]{config.label} (cache used: {stats.cache_used}): {stats.forwards} forwards for "
+        f"{stats.tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s[/dim]"
+    )
 
 
 RUNS_ROOT = Path("runs")
@@ -193,7 +214,7 @@ def run(
 ) -> None:
     """Run the grid methods x tasks x seeds x ranks x settings (resumable; failures isolated)."""
     from harness.cell import CellRequest
-    from harness.grid import make_grid, sampling_steps
+    from harness.grid import make_grid, sampling_steps, sampling_variants
     from harness.live import live_view
     from harness.runner import choose_executor, run_grid
 
@@ -202,7 +223,10 @@ def run(
     spec, name = _grid_spec(methods, tasks, model, seeds, ranks, set_, steps, config, preset, limit)
     grid = make_grid(spec)
     cells = grid.cells()
-    requests = [CellRequest(cell, sampling_steps(grid, cell)) for cell in cells]
+    requests = [
+        CellRequest(cell, sampling_steps(grid, cell), sampling_variants(grid, cell))
+        for cell in cells
+    ]
     out = out or RUNS_ROOT / name
     executor = choose_executor(devices)  # validates --devices even for a dry run
     if dry_run:

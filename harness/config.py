@@ -77,6 +77,22 @@ class EvalConfig:
     batch_size: int = 16
     mc_num: int = 128
     mc_batch_size: int = 32
+    # Fast sampling (harness.sampling). Evaluation-only: a grid axis over them re-evaluates the
+    # same trained adapter (like --steps); they are left out of the cell id.
+    cache: str = "none"  # none | prefix | dual
+    parallel: str = "none"  # none | threshold:X | factor:X
+    cache_refresh: str = "block"  # block | step-level-change:X
+
+    def __post_init__(self) -> None:
+        from harness.sampling.settings import parse_cache, parse_parallel, parse_refresh
+
+        parse_cache(self.cache)
+        parse_parallel(self.parallel)
+        parse_refresh(self.cache_refresh)
+
+
+# EvalConfig fields that only change how a trained adapter is sampled: not part of a cell's id.
+EVAL_ONLY_FIELDS = ("cache", "parallel", "cache_refresh")
 
 
 @dataclass(frozen=True)
@@ -113,8 +129,10 @@ class CellConfig:
     @property
     def cell_id(self) -> str:
         """Stable across runs and machines: a hash of the resolved config (axes, the evaluated
-        task list and notes excluded). The readable part names the training data."""
+        task list, notes and evaluation-only sampler settings excluded). The readable part names
+        the training data."""
         identity = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
+        identity["eval"] = {k: v for k, v in identity["eval"].items() if k not in EVAL_ONLY_FIELDS}
         blob = json.dumps(identity, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
         return f"{self.method}-{self.task}-r{self.rank}-s{self.seed}-{digest}"

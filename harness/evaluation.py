@@ -15,7 +15,7 @@ import torch
 from harness.config import EvalConfig
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
-from harness.sampler import SamplerConfig, generate
+from harness.sampling import SamplerConfig, SamplingStats, generate
 from harness.train import autocast_for
 
 
@@ -24,9 +24,13 @@ class EvalOutcome:
     score: object  # tasks.evaluate.TaskScore
     steps: int | None
     eval_time_s: float
-    sampling_steps: int = 0  # denoising forwards made
+    # rows x denoising forwards that actually ran (a step that commits nothing runs none, a row
+    # that already stopped is not in the forward): the time per sampling step divides by this
+    sampling_steps: int = 0
     sampling_time_s: float = 0.0
     predictions_file: str = ""  # set by the cell when it writes the predictions
+    sampler: str | None = None  # the fast-sampling label, generative protocol only
+    sampling: SamplingStats | None = None
 
     @property
     def time_per_sampling_step_s(self) -> float | None:
@@ -51,6 +55,9 @@ def sampler_config(config: EvalConfig, steps: int) -> SamplerConfig:
         cfg_scale=config.cfg_scale,
         schedule=config.schedule,
         noise_level=config.noise_level,
+        cache=config.cache,
+        parallel=config.parallel,
+        cache_refresh=config.cache_refresh,
     )
 
 
@@ -78,28 +85,30 @@ def evaluate(
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(encoded)
     generator = torch.Generator().manual_seed(seed)
-    counter = {"steps": 0}
-    sampling_time = 0.0
+    stats = SamplingStats()
     done = 0
     for start_i in range(0, len(order), config.batch_size):
         chunk = order[start_i : start_i + config.batch_size]
-        t0 = time.perf_counter()
         with autocast_for(dlm.device):
             generated = generate(
-                dlm,
-                [encoded[i] for i in chunk],
-                sampler,
-                generator=generator,
-                on_step=lambda _: counter.__setitem__("steps", counter["steps"] + 1),
+                dlm, [encoded[i] for i in chunk], sampler, generator=generator, stats=stats
             )
-        sampling_time += time.perf_counter() - t0
         for i, ids in zip(chunk, generated, strict=True):
             outputs[i] = dlm.tokenizer.decode(ids)
         done += len(chunk)
         if on_progress is not None:
             on_progress(done, len(order))
     score = task_eval.score_generations(spec, examples, outputs)
-    return EvalOutcome(score, steps, time.perf_counter() - start, counter["steps"], sampling_time)
+    elapsed = time.perf_counter() - start
+    return EvalOutcome(
+        score,
+        steps,
+        elapsed,
+        sampling_steps=stats.row_forwards,
+        sampling_time_s=stats.time_s,
+        sampler=sampler.label,
+        sampling=stats,
+    )
 
 
 def _loglik(dlm, spec, examples, config: EvalConfig, seed: int, on_progress):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import (
+    EVAL_ONLY_FIELDS,
     CellConfig,
     EvalConfig,
     TrainConfig,
@@ -208,6 +209,7 @@ def expand(grid: Grid) -> list[CellConfig]:
             k: v
             for k, v in grid.sets.items()
             if k.split(".", 1)[0] in ("train", "eval", "method", method)
+            and k not in _EVAL_ONLY_KEYS  # evaluated per cell, like steps: no new cells
         }
         keys = sorted(relevant)
         for combo in itertools.product(*(relevant[k] for k in keys)):
@@ -287,6 +289,9 @@ def _make_cell(
             eval_updates[name] = value
         else:
             overrides[name] = value
+    for key in _EVAL_ONLY_KEYS:  # the cell's own record shows the first sampler it evaluates
+        if key in grid.sets:
+            eval_updates[key.split(".", 1)[1]] = _setting_text(grid.sets[key][0])
     train = _replace(train, train_updates, "train")
     evaluation = _replace(evaluation, eval_updates, "eval")
     trains_on, train, note = _training_identity(grid.model, task, train)
@@ -311,6 +316,32 @@ def _make_cell(
 
 def sampling_steps(grid: Grid, cell: CellConfig) -> list[int]:
     return list(grid.steps) if grid.steps else default_steps(cell.model, _suite_kind(cell))
+
+
+_EVAL_ONLY_KEYS = tuple(f"eval.{name}" for name in EVAL_ONLY_FIELDS)
+
+
+def _setting_text(value: Any) -> str:
+    """The command line reads ``none`` as None; the sampler settings spell it out."""
+    return "none" if value is None else str(value)
+
+
+def sampling_variants(grid: Grid, cell: CellConfig) -> list[dict[str, str]]:
+    """The fast-sampling settings to evaluate a cell's adapter with: every combination of the
+    ``eval.cache`` / ``eval.parallel`` / ``eval.cache_refresh`` values (validated), in grid order."""
+    from harness.sampling.settings import DEFAULTS
+
+    values = [
+        [_setting_text(v) for v in grid.sets.get(f"eval.{name}", (getattr(cell.eval, name),))]
+        for name in EVAL_ONLY_FIELDS
+    ]
+    variants = []
+    for combo in itertools.product(*values):
+        variant = dict(zip(EVAL_ONLY_FIELDS, combo, strict=True))
+        dataclasses.replace(cell.eval, **variant)  # validates every value
+        if variant not in variants:
+            variants.append(variant)
+    return variants or [dict(DEFAULTS)]
 
 
 def _suite_kind(cell: CellConfig) -> str:

@@ -54,7 +54,7 @@ from harness.errors import BenchError
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
 from harness.models.tokenizer import keep_tail
-from harness.sampler import SamplerConfig, generate
+from harness.sampling import SamplerConfig, SamplingStats, generate
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,11 @@ LM_ARGS: dict[str, tuple[type, Any]] = {
     "noise_level": (str, "response"),
     "batch_size": (int, DEFAULT_BATCH_SIZE),
     "max_length": (int, None),
+    # fast sampling (harness.sampling): none | prefix | dual; none | threshold:X | factor:X;
+    # block | step-level-change:X
+    "cache": (str, "none"),
+    "parallel": (str, "none"),
+    "cache_refresh": (str, "block"),
 }
 
 
@@ -210,6 +215,9 @@ class BenchDLLM(LM):
             cfg_scale=args["cfg_scale"],
             schedule=args["schedule"],
             noise_level=args["noise_level"],
+            cache=args["cache"],
+            parallel=args["parallel"],
+            cache_refresh=args["cache_refresh"],
         )
         if dlm is None:
             dlm, self.adapter_dir, self.cell_dir = load_adapted(model, adapter, device or "auto")
@@ -222,6 +230,9 @@ class BenchDLLM(LM):
         self.max_length = args["max_length"] or _model_max_length(dlm)
         self.args = args
         self.steps_used: dict[str, set[int]] = {}  # task name -> sampling steps used
+        # task name -> what the sampler did for its generate_until requests (a group of tasks
+        # sharing generation settings is sampled together: each gets the group's stats)
+        self.sampling: dict[str, SamplingStats] = {}
         self.blocks_used: dict[str, set[int]] = {}  # task name -> block lengths used
         self._ll_cache: dict[tuple, float] = {}
         self._device = dlm.device
@@ -334,10 +345,15 @@ class BenchDLLM(LM):
                 for i in indices
             }
             order = sorted(indices, key=lambda i: len(prompts[i]))  # similar lengths pad less
+            stats = SamplingStats()
+            for i in indices:
+                self.sampling[requests[i].task_name or "?"] = stats
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 generator = torch.Generator().manual_seed(self.seed + start)
-                outputs = generate(self.dlm, [prompts[i] for i in batch], config, generator)
+                outputs = generate(
+                    self.dlm, [prompts[i] for i in batch], config, generator, stats=stats
+                )
                 for i, ids in zip(batch, outputs, strict=True):
                     text = cut_at_stop(tok.decode(ids), until)
                     self.cache_hook.add_partial("generate_until", requests[i].args, text)
@@ -473,7 +489,12 @@ def _unknown_tasks(manager, tasks: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # lm-eval results -> bench scores
 # ---------------------------------------------------------------------------------------------
-def scores_from_results(results: dict[str, Any], steps_used: dict[str, set[int]]) -> list:
+def scores_from_results(
+    results: dict[str, Any],
+    steps_used: dict[str, set[int]],
+    sampling: dict[str, SamplingStats] | None = None,
+    sampler: str | None = None,
+) -> list:
     """One Score per metric of every task (and group) in lm-eval's results; stderr left out.
 
     The metric is named as lm-eval names it, with its filter appended unless it is ``none``
@@ -485,6 +506,7 @@ def scores_from_results(results: dict[str, Any], steps_used: dict[str, set[int]]
     for task, metrics in results.get("results", {}).items():
         n = (results.get("n-samples", {}).get(task) or {}).get("effective")
         steps = steps_used.get(task, set())
+        stats = (sampling or {}).get(task)
         for key, value in metrics.items():
             if "," not in key or "_stderr" in key:
                 continue
@@ -500,6 +522,8 @@ def scores_from_results(results: dict[str, Any], steps_used: dict[str, set[int]]
                     protocol=PROTOCOL_PREFIX + task,
                     steps=next(iter(steps)) if len(steps) == 1 else None,
                     per_example=_per_example(results, task, metric, filt, float(value)),
+                    sampler=sampler if stats is not None else None,
+                    sampling=stats.to_dict() if stats is not None else None,
                 )
             )
     return scores
@@ -649,7 +673,7 @@ def store_results(
     from results.schema import utc_now
     from results.store import RECORD_NAME, atomic_write_text, read_record, write_record
 
-    scores = scores_from_results(results, lm.steps_used)
+    scores = scores_from_results(results, lm.steps_used, lm.sampling, lm.sampler.label)
     settings = {
         "model": lm.dlm.info.name,
         "adapter": str(lm.adapter_dir) if lm.adapter_dir else None,

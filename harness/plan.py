@@ -99,7 +99,8 @@ def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
         eval_tokens = forwards * tokens
     else:
         sequence = tokens + cell.eval.gen_length
-        eval_tokens = n_eval * sum(request.steps) * sequence
+        # every sampler variant counted at the plain cost: an upper bound for the fast ones
+        eval_tokens = n_eval * sum(request.steps) * len(request.variants()) * sequence
     evaluation = eval_tokens * FORWARD_SECONDS_PER_TOKEN
     training = seen * tokens * TRAIN_SECONDS_PER_TOKEN
     seconds = CELL_OVERHEAD_SECONDS + training + evaluation

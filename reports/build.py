@@ -24,6 +24,7 @@ import pandas as pd
 from harness.errors import BenchError
 from reports import plots
 from reports.presets import list_presets, load_grid_file, load_preset
+from reports.sampler import sampler_markdown
 from reports.tables import (
     METHOD_ORDER,
     Layout,
@@ -285,6 +286,8 @@ def build_report(
 
     for section in data.sections:
         lines += _section_markdown(data, section, out)
+
+    lines += sampler_markdown(records, data.examples, out, _table_markdown)
 
     lines += ["## Costs", ""]
     lines += _table_markdown(costs_table(frame, lay), out)

@@ -157,7 +157,7 @@ def layout(
     for a in axis_columns(frame):
         if a not in frame.columns:
             continue
-        src = scored if a == "steps" else frame
+        src = scored if a in ("steps", "sampler") else frame  # per score, not per cell
         vals = {_norm(v) for v in src[a]}
         non_null = {v for v in vals if v is not None}
         if len(non_null) <= 1 and a != focus_axis:

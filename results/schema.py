@@ -90,9 +90,13 @@ class Score:
     protocol: str | None = None
     steps: int | None = None
     per_example: list[dict[str, Any]] = field(default_factory=list)
+    # generative scores: the fast-sampling settings' label ("plain", "cache=dual,...") and what
+    # the sampler did (forwards, row_forwards, tokens, time_s, tokens_per_s, cache_used, ...)
+    sampler: str | None = None
+    sampling: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "task": self.task,
             "metric": self.metric,
             "value": self.value,
@@ -101,6 +105,11 @@ class Score:
             "steps": self.steps,
             "per_example": [dict(e) for e in self.per_example],
         }
+        if self.sampler is not None:
+            out["sampler"] = self.sampler
+        if self.sampling is not None:
+            out["sampling"] = dict(self.sampling)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: Any = None) -> Score:
@@ -119,6 +128,8 @@ class Score:
             protocol=d.get("protocol"),
             steps=None if steps is None else int(steps),
             per_example=[dict(e) for e in per_example],
+            sampler=d.get("sampler"),
+            sampling=dict(d["sampling"]) if d.get("sampling") else None,
         )
 
 

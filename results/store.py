@@ -311,9 +311,11 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
             rows.append(
                 {**base, "task": s.task, "metric": s.metric, "metric_index": _mindex(r, s)}
                 | {"value": float(s.value), "n": s.n, "protocol": s.protocol, "steps": s.steps}
+                | {"sampler": _sampler(s)}
                 | costs
             )
-    cols = list(BASE_COLUMNS) + axes + list(COST_COLUMNS) + ["trainable_pct", "adapter_dir"]
+    cols = list(BASE_COLUMNS) + axes + ["sampler"]
+    cols += list(COST_COLUMNS) + ["trainable_pct", "adapter_dir"]
     df = pd.DataFrame(rows, columns=cols)
     for col in ("rank", "steps", "n", *COST_COLUMNS[:3], "peak_memory_bytes"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
@@ -321,6 +323,14 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df["metric_index"] = pd.to_numeric(df["metric_index"], errors="coerce").astype("Int64")
     return df
+
+
+def _sampler(s: Any) -> str | None:
+    """The fast-sampling label of a generative score ("plain" for records written before it
+    existed); None for scores without sampling steps (log-likelihood)."""
+    if s.sampler is not None:
+        return s.sampler
+    return "plain" if s.steps is not None else None
 
 
 def _mindex(r: Record, s: Any) -> int:
@@ -358,11 +368,12 @@ def examples_frame(records: list[Record]) -> pd.DataFrame:
             part["metric"] = s.metric
             part["metric_index"] = _mindex(r, s)
             part["steps"] = s.steps
+            part["sampler"] = _sampler(s)
             for a in axes:
                 part[a] = _scalar(r.axes.get(a))
             parts.append(part)
     cols = ["cell_id", "method", "seed", "rank", "task", "metric", "metric_index", "steps"]
-    cols += axes + ["id", "correct"]
+    cols += axes + ["sampler", "id", "correct"]
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]

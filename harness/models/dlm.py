@@ -60,14 +60,17 @@ class DiffusionLM(nn.Module):
         input_ids: torch.Tensor,
         noise_level: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        **backbone_kwargs,
     ) -> torch.Tensor:
         """Logits of shape (batch, length, vocab); ``noise_level`` has shape (batch,).
 
         ``attention_mask`` is the 0/1 (batch, length) mask of real tokens; the family turns it into
         what its released evaluation passes (e.g. Dream: nothing, or a 4-D mask + position ids).
+        ``backbone_kwargs`` reach the backbone unchanged (the sampler's KV cache uses them).
         """
         self.channel.set(noise_level.to(device=input_ids.device, dtype=torch.float32))
-        out = self.backbone(**self.family.model_inputs(input_ids, attention_mask))
+        inputs = self.family.model_inputs(input_ids, attention_mask)
+        out = self.backbone(**inputs, **backbone_kwargs)
         logits = out.logits if hasattr(out, "logits") else out
         if self.info.shift_logits:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)

@@ -8,6 +8,8 @@ defaults written for real models read naturally here too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +63,36 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + rotated * sin
 
 
+@dataclass
+class TinyKVCache:
+    """Keys (after rotary) and values of every layer over the whole sequence, for cached sampling.
+
+    ``record`` forwards fill it; ``read`` forwards run only a window of positions and take the keys
+    and values of every position outside that window from here (they are never overwritten, so a
+    cache stays exactly what the recording forward computed until the sampler records a new one).
+    """
+
+    keys: list[torch.Tensor] = field(default_factory=list)  # per layer (batch, heads, length, dim)
+    values: list[torch.Tensor] = field(default_factory=list)
+
+    def select(self, rows: torch.Tensor) -> TinyKVCache:
+        return TinyKVCache([k[rows] for k in self.keys], [v[rows] for v in self.values])
+
+    def assign(self, rows: torch.Tensor, other: TinyKVCache) -> None:
+        for mine, theirs in zip(self.keys + self.values, other.keys + other.values, strict=True):
+            mine[rows] = theirs
+
+
+@dataclass(frozen=True)
+class CacheUse:
+    """How one forward uses a :class:`TinyKVCache`: ``record`` (full sequence, fill the cache) or
+    ``read`` (the input covers positions ``[start, start + input length)`` of the sequence)."""
+
+    cache: TinyKVCache
+    mode: str  # "record" | "read"
+    start: int = 0
+
+
 class TinyAttention(nn.Module):
     def __init__(self, config: TinyDLLMConfig) -> None:
         super().__init__()
@@ -72,13 +104,22 @@ class TinyAttention(nn.Module):
         self.v_proj = nn.Linear(d, d, bias=False)
         self.o_proj = nn.Linear(d, d, bias=False)
 
-    def forward(self, x, cos, sin, key_mask):
+    def forward(self, x, cos, sin, key_mask, layer: int = 0, cache: CacheUse | None = None):
         b, n, d = x.shape
         shape = (b, n, self.num_heads, self.head_dim)
         q = self.q_proj(x).view(shape).transpose(1, 2)
         k = self.k_proj(x).view(shape).transpose(1, 2)
         v = self.v_proj(x).view(shape).transpose(1, 2)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        if cache is not None and cache.mode == "record":
+            cache.cache.keys.append(k)
+            cache.cache.values.append(v)
+        elif cache is not None:
+            # The window's own keys/values are fresh; every other position comes from the cache.
+            end = cache.start + n
+            cached_k, cached_v = cache.cache.keys[layer], cache.cache.values[layer]
+            k = torch.cat([cached_k[:, :, : cache.start], k, cached_k[:, :, end:]], dim=2)
+            v = torch.cat([cached_v[:, :, : cache.start], v, cached_v[:, :, end:]], dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
         return self.o_proj(out.transpose(1, 2).reshape(b, n, d))
 
@@ -103,8 +144,8 @@ class TinyBlock(GradientCheckpointingLayer):
         self.post_attention_layernorm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = TinyMLP(config)
 
-    def forward(self, x, cos, sin, key_mask):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, key_mask)
+    def forward(self, x, cos, sin, key_mask, layer: int = 0, cache: CacheUse | None = None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, key_mask, layer, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -142,17 +183,30 @@ class TinyDLLM(PreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: CacheUse | None = None,
+        **_,
+    ):
+        """Logits for ``input_ids``. With ``kv_cache`` in ``read`` mode the input is a window of
+        the sequence and ``attention_mask`` still covers the whole sequence."""
         x = self.embed_tokens(input_ids)
         n = input_ids.shape[1]
+        start = kv_cache.start if kv_cache is not None and kv_cache.mode == "read" else 0
         head_dim = self.config.hidden_size // self.config.num_attention_heads
-        cos, sin = _rotary_tables(n, head_dim, self.config.rope_theta, x.device, x.dtype)
+        cos, sin = _rotary_tables(start + n, head_dim, self.config.rope_theta, x.device, x.dtype)
+        cos, sin = cos[start:], sin[start:]
+        if kv_cache is not None and kv_cache.mode == "record":
+            kv_cache.cache.keys.clear()
+            kv_cache.cache.values.clear()
         # Padding keys are hidden from every query; with no padding SDPA takes its fast path.
         key_mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             key_mask = attention_mask.bool()[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, cos, sin, key_mask)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, key_mask, index, kv_cache)
         return MaskedLMOutput(logits=self.lm_head(self.norm(x)))
 
 
