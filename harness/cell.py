@@ -23,7 +23,7 @@ import torch
 from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
 from harness.models.loader import load_model
-from harness.train import total_updates, train_adapter
+from harness.train import total_updates, train_adapter, validate_untrained
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +101,20 @@ def run_cell(
     method = get_method(cell.method)
     adapter = method.apply(dlm, method.config_cls.from_dict(cell.method_config))
     counts = adapter.parameter_counts()
-    monitor.phase("training", total_updates(cell.train, len(train_examples)))
-    trained = train_adapter(
-        dlm,
-        adapter,
-        encode(train_examples),
-        encode(val_examples),
-        cell.train,
-        cell.seed,
-        on_update=lambda step, total, loss: monitor.update(step, loss=loss),
-    )
+    if method.trains:
+        monitor.phase("training", total_updates(cell.train, len(train_examples)))
+        trained = train_adapter(
+            dlm,
+            adapter,
+            encode(train_examples),
+            encode(val_examples),
+            cell.train,
+            cell.seed,
+            on_update=lambda step, total, loss: monitor.update(step, loss=loss),
+        )
+    else:  # the base model: no training, but the same validation loss per noise bin
+        monitor.phase("validating", 1)
+        trained = validate_untrained(dlm, encode(val_examples), cell.train)
     adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR)
     protocol = resolve_protocol(spec, cell.eval)
     steps_list = request.steps if protocol == "gen" else [None]
@@ -125,12 +129,12 @@ def run_cell(
             "rank": cell.rank,
             "protocol": protocol,
             "sampling_steps": steps_list,
-            "train_examples": len(train_examples),
+            "train_examples": len(train_examples) if method.trains else 0,
             "val_examples": len(val_examples),
             "best_step": trained.best_step,
             "updates": trained.updates,
         },
-        scores=[s for outcome in outcomes for s in _scores(outcome)],
+        scores=[s for outcome in outcomes for s in _scores(outcome, data.test)],
         val_loss_bins=[NoiseBin(**b) for b in trained.val_bins],
         train_curve=[TrainPoint(**p) for p in _thin(trained.curve)],
         costs=Costs(
@@ -191,7 +195,7 @@ def extend_cell(request: CellRequest, cell_dir: Path, record, device: str = "aut
     return dataclasses.replace(
         record,
         config=config,
-        scores=[*record.scores, *(s for o in outcomes for s in _scores(o))],
+        scores=[*record.scores, *(s for o in outcomes for s in _scores(o, data.test))],
         costs=costs,
         finished_at=utc_now(),
     )
@@ -219,11 +223,13 @@ def _evaluate_steps(dlm, spec, examples, cell, steps_list, cell_dir, monitor) ->
     return outcomes
 
 
-def _scores(outcome: EvalOutcome) -> list:
-    """The primary metric with per-example rows first, then the task's other metrics."""
+def _scores(outcome: EvalOutcome, scored_split) -> list:
+    """The primary metric with per-example rows first, then the task's other metrics; each
+    carries the content hash of the scored split it was computed on."""
     from results.schema import Score
 
     s = outcome.score
+    scored_hash = scored_split.provenance.content_hash
     keep = ("id", "prediction", "extracted", "correct", "correct_norm", "status")
     primary = Score(
         task=s.task,
@@ -233,6 +239,7 @@ def _scores(outcome: EvalOutcome) -> list:
         protocol=s.protocol,
         steps=outcome.steps,
         per_example=[{k: row[k] for k in keep if k in row} for row in s.per_example],
+        scored_set_hash=scored_hash,
     )
     extra = [
         Score(
@@ -242,6 +249,7 @@ def _scores(outcome: EvalOutcome) -> list:
             n=s.n,
             protocol=s.protocol,
             steps=outcome.steps,
+            scored_set_hash=scored_hash,
         )
         for name, v in s.extra.items()
         if not name.startswith("programs_")

@@ -85,8 +85,10 @@ class CellConfig:
         return dataclasses.asdict(self)
 
     @property
-    def rank(self) -> int:
-        return int(self.method_config["rank"])
+    def rank(self) -> int | None:
+        """The adapter rank; None for a method without one (the base model)."""
+        rank = self.method_config.get("rank")
+        return None if rank is None else int(rank)
 
     @property
     def cell_id(self) -> str:
@@ -94,7 +96,8 @@ class CellConfig:
         identity = {k: v for k, v in self.to_dict().items() if k != "axes"}
         blob = json.dumps(identity, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-        return f"{self.method}-{self.task}-r{self.rank}-s{self.seed}-{digest}"
+        rank = "" if self.rank is None else f"-r{self.rank}"
+        return f"{self.method}-{self.task}{rank}-s{self.seed}-{digest}"
 
 
 def is_tiny(model: str) -> bool:

@@ -206,6 +206,7 @@ class Method:
     description: ClassVar[str]
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     noise_aware: ClassVar[bool] = False
+    trains: ClassVar[bool] = True  # False: nothing to fine-tune (the unadapted base model)
 
     def config(self, **fields: Any) -> MethodConfig:
         """A validated config from keyword fields (unknown names raise :class:`BenchError`)."""

@@ -15,6 +15,8 @@ Conventions (the runner fills, the report relies on them):
   accuracy-like metrics); ``value`` must equal the mean of ``correct`` when per-example data is
   present. A ``--steps`` axis is recorded as several scores that differ only in ``steps``. When a
   task has several metrics, list its primary metric first: the main table uses the first one.
+- ``Score.scored_set_hash`` is the content hash of the scored examples; the report pairs two
+  cells' examples only when their hashes agree.
 - ``val_loss_bins``: 10 bins of the noise level t over [0, 1]; ``weighted_loss`` is the
   1/t-weighted diffusion loss, ``ce_per_token`` the plain cross-entropy per masked token.
 - ``costs.total_params`` counts the BASE model's parameters (without the adapter), so the report's
@@ -80,6 +82,8 @@ class Score:
     protocol: str | None = None
     steps: int | None = None
     per_example: list[dict[str, Any]] = field(default_factory=list)
+    # Content hash of the scored examples: two scores pair example by example only if equal.
+    scored_set_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,7 @@ class Score:
             "protocol": self.protocol,
             "steps": self.steps,
             "per_example": [dict(e) for e in self.per_example],
+            "scored_set_hash": self.scored_set_hash,
         }
 
     @classmethod
@@ -109,6 +114,7 @@ class Score:
             protocol=d.get("protocol"),
             steps=None if steps is None else int(steps),
             per_example=[dict(e) for e in per_example],
+            scored_set_hash=d.get("scored_set_hash"),
         )
 
 

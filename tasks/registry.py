@@ -23,6 +23,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "math": ("gsm8k", "math500"),
     "code": ("humaneval", "mbpp"),
     "synthetic": ("synth_math", "synth_choice", "synth_code"),
+    # Families absent from the tiny base's pretraining mix: room for fine-tuning to show.
+    "unseen": ("synth_math_unseen", "synth_choice_unseen", "synth_code_unseen"),
 }
 
 

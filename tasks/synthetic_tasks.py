@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from tasks.base import Example, TaskSpec
-from tasks.synthetic import SYNTHETIC_TASKS, make_split
+from tasks.synthetic import all_families, make_split
 
 
 def synth_code_program(example: Example, completion: str) -> str:
@@ -41,5 +41,5 @@ TASKS: tuple[TaskSpec, ...] = tuple(
         description=family.description,
         meta={"sub_suite": family.suite},
     )
-    for family in SYNTHETIC_TASKS.values()
+    for family in all_families().values()
 )
