@@ -22,6 +22,7 @@ import torch
 
 from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
+from harness.load import PhaseLoad, measure_load
 from harness.models.loader import load_model
 from harness.train import total_updates, train_adapter, validate_untrained
 
@@ -101,24 +102,29 @@ def run_cell(
     method = get_method(cell.method)
     adapter = method.apply(dlm, method.config_cls.from_dict(cell.method_config))
     counts = adapter.parameter_counts()
+    train_load = PhaseLoad()
     if method.trains:
         monitor.phase("training", total_updates(cell.train, len(train_examples)))
-        trained = train_adapter(
-            dlm,
-            adapter,
-            encode(train_examples),
-            encode(val_examples),
-            cell.train,
-            cell.seed,
-            on_update=lambda step, total, loss: monitor.update(step, loss=loss),
-        )
+        with measure_load() as train_load:
+            trained = train_adapter(
+                dlm,
+                adapter,
+                encode(train_examples),
+                encode(val_examples),
+                cell.train,
+                cell.seed,
+                on_update=lambda step, total, loss: monitor.update(step, loss=loss),
+            )
     else:  # the base model: no training, but the same validation loss per noise bin
         monitor.phase("validating", 1)
         trained = validate_untrained(dlm, encode(val_examples), cell.train)
     adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR)
     protocol = resolve_protocol(spec, cell.eval)
     steps_list = request.steps if protocol == "gen" else [None]
-    outcomes = _evaluate_steps(dlm, spec, data.test.examples, cell, steps_list, cell_dir, monitor)
+    with measure_load() as eval_load:
+        outcomes = _evaluate_steps(
+            dlm, spec, data.test.examples, cell, steps_list, cell_dir, monitor
+        )
     sampling = [o for o in outcomes if o.sampling_steps]
     device_obj = dlm.device
     return Record(
@@ -150,6 +156,10 @@ def run_cell(
                 if sampling
                 else None
             ),
+            train_load_avg=train_load.load_avg,
+            train_cpu_share=train_load.cpu_share,
+            eval_load_avg=eval_load.load_avg,
+            eval_cpu_share=eval_load.cpu_share,
         ),
         environment=collect_environment(
             device_name=torch.cuda.get_device_name(device_obj)

@@ -98,6 +98,9 @@ def _grid_spec(
     name = "demo"
     if preset and config:
         raise BenchError("give either --preset or --config, not both")
+    plain = methods is tasks is model is seeds is ranks is steps is limit is sets is None
+    if plain and not preset and not config:
+        preset = "demo"  # `bench run` alone (`make demo`) runs the demo preset
     if preset:
         from reports.presets import load_preset
 
@@ -247,6 +250,28 @@ def _print_plan(requests, out: Path) -> None:
     console.print(
         f"{len(requests)} cells into {out}; estimated {total / 60:.1f} min (nothing was run)"
     )
+    for line in _power_lines([r.cell for r in requests]):
+        console.print(line)
+
+
+def _power_lines(cells) -> list[str]:
+    """Per task, the minimum detectable paired effect the grid can see (reports/power.py)."""
+    from methods.registry import get_method
+    from reports.power import planning_line
+
+    seeds: dict[str, set[int]] = {}
+    sizes: dict[str, int | None] = {}
+    for cell in cells:
+        if get_method(cell.method).trains:
+            seeds.setdefault(cell.task, set()).add(cell.seed)
+        sizes.setdefault(cell.task, cell.eval.limit)
+    lines = []
+    for task, task_seeds in seeds.items():
+        if sizes[task] is None:
+            lines.append(f"{task}: MDE depends on the test set size (no --limit): see the report")
+        else:
+            lines.append(planning_line(task, sizes[task], len(task_seeds)))
+    return lines
 
 
 @app.command()

@@ -95,7 +95,7 @@ def train_adapter(
     masking = MaskingConfig(config.masking, normalize=config.normalize)
     params = adapter.trainable_parameters()
     optimizer = torch.optim.AdamW(
-        params,
+        adapter.optimizer_groups(),
         lr=config.lr,
         betas=(config.beta1, config.beta2),
         eps=config.eps,
@@ -115,7 +115,7 @@ def train_adapter(
     for step in range(total):
         lr = lr_at(step, total, config)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         adapter.on_step(step, total)
         step_loss = 0.0
         for _ in range(config.grad_accum):

@@ -162,6 +162,10 @@ class Adapter:
         """What the optimizer should get. NaRA's hypernetwork is included even during stage 1."""
         return [p for p in self.adapter_parameters() if p.requires_grad]
 
+    def optimizer_groups(self) -> list[dict]:
+        """Parameter groups for the optimizer; ``lr_scale`` multiplies the scheduled rate."""
+        return [{"params": self.trainable_parameters(), "lr_scale": 1.0}]
+
     def parameter_counts(self) -> ParamCounts:
         params = unique_parameters(self.dlm)
         return ParamCounts(

@@ -23,6 +23,9 @@ import pandas as pd
 
 from harness.errors import BenchError
 from reports import plots
+from reports.calibration import aa_table
+from reports.contention import contention_notes
+from reports.cores import core_table
 from reports.presets import list_presets, load_grid_file, load_preset
 from reports.tables import (
     METHOD_ORDER,
@@ -161,6 +164,8 @@ def _section_markdown(data: ReportData, section: dict[str, Any], out: Path) -> l
     lines = [f"## {section.get('section') or 'Preset section'}", ""]
     if section.get("note"):
         lines += [str(section["note"]).strip(), ""]
+    if section.get("check") == "aa":
+        return lines + _table_markdown(aa_table(data.examples, data.layout.tasks), out)
     axis = section.get("focus_axis")
     if axis is None:
         lines += ["The main table above is this section's result.", ""]
@@ -287,13 +292,20 @@ def build_report(
         lines += _section_markdown(data, section, out)
 
     lines += ["## Costs", ""]
-    lines += _table_markdown(costs_table(frame, lay), out)
+    costs = costs_table(frame, lay)
+    costs.notes += contention_notes(records)
+    lines += _table_markdown(costs, out)
 
     lines += ["## Statistics", ""]
     s_tables, s_long = stats_tables(frame, data.examples, lay)
     for t in s_tables:
         lines += _table_markdown(t, out)
     atomic_write_text(out / "stats_long.csv", s_long.to_csv(index=False))
+
+    cores = core_table(records, frame, data.examples, lay)
+    if cores is not None:
+        lines += ["## Core visibility", ""]
+        lines += _table_markdown(cores, out)
 
     lines += ["## Noise-level analysis", ""]
     if make_plots:

@@ -10,7 +10,7 @@ A grid file (read by the runner for ``bench run --preset NAME`` and by the repor
     set: {"nara.c_scale": [0.1, 0.2]}  # optional: dotted key -> list of values (each an axis)
     model: tiny                        # optional, default tiny
     description: ...                   # optional
-    report: {section: title, focus_axis: name, reference: value, note: text}   # optional
+    report: {section: title, focus_axis: name, reference: value, note: text, check: aa}
 
 ``report.focus_axis`` names the axis the report's section is about (``rank``, ``steps`` or a
 ``set`` key); ``reference`` is the value the others are compared with.
@@ -40,7 +40,8 @@ GRID_KEYS = {
     "limit",
     "preset",
 }
-REPORT_KEYS = {"section", "focus_axis", "reference", "note"}
+REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
+REPORT_CHECKS = ("aa",)  # report.check: a calibration section (reports/calibration.py)
 DEFAULT_MODEL = "tiny"
 
 
@@ -99,6 +100,10 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
     bad = sorted(set(report) - REPORT_KEYS)
     if bad:
         raise BenchError(f"{where}: unknown report key(s) {bad}; valid: {sorted(REPORT_KEYS)}")
+    if report.get("check") is not None and report["check"] not in REPORT_CHECKS:
+        raise BenchError(
+            f"{where}: unknown report.check {report['check']!r}; valid: {', '.join(REPORT_CHECKS)}"
+        )
     focus = report.get("focus_axis")
     if focus is not None:
         valid = {"rank", "steps", "seed", *sets}

@@ -178,6 +178,11 @@ class Costs:
     peak_memory_bytes: int | None = None
     eval_time_s: float | None = None
     time_per_sampling_step_s: float | None = None
+    # How busy the machine was while training / evaluation were timed (harness/load.py).
+    train_load_avg: float | None = None
+    train_cpu_share: float | None = None
+    eval_load_avg: float | None = None
+    eval_cpu_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
