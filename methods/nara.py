@@ -264,8 +264,8 @@ def relative_core_effect(adapter_dir: str | Path, ts: np.ndarray) -> np.ndarray 
 
     How much the core changes the low-rank update: 0 when C = I (at initialisation, or a core
     that never moved), so a static-core or NaRA adapter is then plain LoRA. Static cores give the
-    same value for every t. None for adapters without a core (LoRA, DoRA) or with no update yet
-    (B = 0).
+    same value for every t; an adapter with no update yet (B = 0, at initialisation) gives 0.
+    None for adapters without a core (LoRA, DoRA).
     """
     name, config, bank, state, _ = _offline_bank(adapter_dir)
     if bank is None:
@@ -286,5 +286,5 @@ def relative_core_effect(adapter_dir: str | Path, ts: np.ndarray) -> np.ndarray 
         delta_sq += torch.einsum("tji,jk,tkl,li->t", m, gram_b, m, gram_a)
         plain_sq += torch.trace(gram_b @ gram_a)
     if plain_sq <= 0:
-        return None
+        return np.zeros(len(delta_sq))
     return (delta_sq.clamp(min=0) / plain_sq).sqrt().numpy()
