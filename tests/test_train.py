@@ -69,24 +69,27 @@ def test_schedule_and_update_count():
     assert lr_at(10, 10, config) == 0.0
 
 
-def test_validation_masks_are_the_same_for_every_method_and_cover_every_bin():
+def _validation_inputs(name: str) -> torch.Tensor:
+    """The masked inputs a fresh adapter of ``name`` is validated on."""
     from harness.diffusion import MaskingConfig
     from harness.train import validation_loss
 
-    seen = []
-    for name in ("lora", "nara"):
-        dlm = make_tiny_dlm()
-        method = get_method(name)
-        method.apply(
-            dlm, method.config(rank=4, **({"hidden_sizes": (8,)} if name == "nara" else {}))
-        )
-        inputs = []
-        forward = dlm.forward
-        dlm.forward = lambda ids, level, *a, **k: (
-            inputs.append(ids.clone()) or forward(ids, level, *a, **k)
-        )
-        config = TrainConfig(batch_size=4, noise_bins=4)
-        bins = validation_loss(dlm, DATA[:8], config, MaskingConfig())
-        assert [b["n_tokens"] > 0 for b in bins] == [True] * 4
-        seen.append(torch.cat(inputs))
-    assert torch.equal(seen[0], seen[1])
+    dlm = make_tiny_dlm()
+    method = get_method(name)
+    extra = {"hidden_sizes": (8,)} if name == "nara" else {}
+    method.apply(dlm, method.config(rank=4, **extra))
+    inputs = []
+    forward = dlm.forward
+
+    def recording_forward(ids, level, *args, **kwargs):
+        inputs.append(ids.clone())
+        return forward(ids, level, *args, **kwargs)
+
+    dlm.forward = recording_forward
+    bins = validation_loss(dlm, DATA[:8], TrainConfig(batch_size=4, noise_bins=4), MaskingConfig())
+    assert [b["n_tokens"] > 0 for b in bins] == [True] * 4  # every bin has examples
+    return torch.cat(inputs)
+
+
+def test_validation_masks_are_the_same_for_every_method_and_cover_every_bin():
+    assert torch.equal(_validation_inputs("lora"), _validation_inputs("nara"))
