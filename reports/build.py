@@ -232,9 +232,14 @@ def _plots_markdown(data: ReportData, out: Path) -> list[str]:
     plot_notes: list[str] = []
     figs: list[tuple[str, Path]] = []
     paths, notes = plots.plot_noise_loss(records, lay, out)
-    figs += [("Validation loss per noise bin", paths[0])] if paths else []
+    figs += [("Validation loss per noise bin (bands: range over seeds)", paths[0])] if paths else []
     figs += [(f"Difference to {baseline} per noise bin", paths[1])] if len(paths) > 1 else []
     plot_notes += notes
+    if paths:
+        plot_notes.append(
+            "Validation loss: every validation example at every bin's mid noise level, with the "
+            "same seeded masks for every method (and for the base model, which is not trained)."
+        )
     p = plots.plot_steps(frame, lay, out)
     if p is not None:
         figs.append(("Score against sampling steps", p))

@@ -355,3 +355,37 @@ def test_cli_score_uses_the_runner_scorer(tmp_path, monkeypatch, capsys):
         ["score", "--task", "synth_math", "--predictions", str(predictions)], monkeypatch, capsys
     )
     assert code == 2 and "no-such-id" in err
+
+
+def test_base_row_runs_once_and_seeds_share_the_scored_set(small_base, tmp_path):
+    from reports.build import build_report
+
+    spec = quick_spec(
+        small_base, methods=["base", "lora"], tasks=["synth_math_unseen"], seeds=[0, 1]
+    )
+    cells = make_grid(spec).cells()
+    base = [c for c in cells if c.method == "base"]
+    assert len(base) == 1 and base[0].seed == 0 and base[0].rank is None
+    # the base cell ignores seeds and training settings: same id with another learning rate
+    other = quick_spec(small_base, methods=["base"], tasks=["synth_math_unseen"], seeds=[3])
+    other["set"] = {**other["set"], "train.lr": [0.5]}
+    assert [c.cell_id for c in make_grid(other).cells()] == [base[0].cell_id]
+
+    out = tmp_path / "run"
+    saved = {**make_grid(spec).to_spec(), "name": "t"}
+    summary = run_grid(requests_for(spec), out, saved, InProcessExecutor("cpu"))
+    assert summary.done == 3 and not summary.failed
+    records = {(r.method, r.seed): r for r in load_records([out])}
+    hashes = {k: r.scores[0].scored_set_hash for k, r in records.items()}
+    assert len(set(hashes.values())) == 1 and None not in hashes.values()
+    base_record = records[("base", 0)]
+    assert base_record.costs.trainable_params == 0 and not base_record.train_curve
+    assert len(base_record.val_loss_bins) == 10
+    assert records[("lora", 1)].costs.train_cpu_share is not None
+    assert records[("lora", 1)].costs.eval_load_avg is not None
+
+    report = build_report([out], tmp_path / "report", make_plots=False).read_text()
+    main = report.split("\n## Main results")[1].split("\n## Costs")[0]
+    assert "| base |" in main and "(n=1)" in main
+    stats = report.split("\n## Statistics")[1]
+    assert "| base |" in stats and "(n=12; MDE" in stats  # 6 examples x 2 seeds
