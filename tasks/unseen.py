@@ -37,12 +37,12 @@ def _math_unseen_item(rng: random.Random) -> dict:
 
 
 def _choice_unseen_item(rng: random.Random) -> dict:
-    """Four distinct digits, exactly one of them even (or exactly one odd); that one is the
-    answer. The base has never seen parity."""
+    """Four digits, exactly one of them even (or exactly one odd); that one is the answer. The
+    other three may repeat. The base has never seen parity."""
     kind = rng.choice(("even", "odd"))
     evens, odds = [0, 2, 4, 6, 8], [1, 3, 5, 7, 9]
     single, rest = (evens, odds) if kind == "even" else (odds, evens)
-    digits = [rng.choice(single), *rng.sample(rest, 3)]
+    digits = [rng.choice(single), *(rng.choice(rest) for _ in range(3))]
     rng.shuffle(digits)
     choices = tuple(str(d) for d in digits)
     label = next(i for i, d in enumerate(digits) if d in single)

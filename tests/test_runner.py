@@ -133,7 +133,19 @@ def test_dry_run_runs_nothing(tmp_path, monkeypatch, capsys):
         capsys,
     )
     assert code == 0 and "4 cells" in stdout and "nothing was run" in stdout
+    assert "synth_math: 200 examples x 2 seeds = 400 pairs; MDE" in " ".join(stdout.split())
     assert not out.exists()
+
+
+def test_plain_bench_run_is_the_demo_preset(monkeypatch, capsys):
+    code, stdout, _ = run_cli(["run", "--dry-run"], monkeypatch, capsys)
+    demo = load_preset("demo")
+    assert code == 0 and "runs/demo" in stdout
+    assert demo["tasks"] == ["synth_math_unseen", "synth_choice_unseen", "synth_code_unseen"]
+    assert "base" in demo["methods"]
+    text = " ".join(stdout.split())
+    for task in demo["tasks"]:
+        assert f"{task}: " in text and "MDE" in text
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
