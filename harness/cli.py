@@ -240,7 +240,7 @@ def _print_plan(requests, out: Path) -> None:
             cell.method,
             cell.task,
             str(cell.seed),
-            str(cell.rank),
+            "-" if cell.rank is None else str(cell.rank),
             ", ".join(f"{k}={v}" for k, v in cell.axes.items()) or "-",
             str(cost.updates),
             ",".join(map(str, request.steps)),
@@ -318,6 +318,8 @@ def list_methods_cmd() -> None:
         )
         for f in row.fields:
             table.add_row(f.name, repr(f.default), f.help)
+        if not row.fields:
+            table.add_row("-", "-", "no settings")
         console.print(table)
 
 
