@@ -1,6 +1,7 @@
 """Speed of NaRA vs LoRA, and of per-example noise vs the release's batch-1 scheme (run by hand).
 
     .venv/bin/python benchmarks/bench_methods.py [--repeats 15] [--skip-layer] [--threads 1]
+        [--llada-layers 2] [--llada-repeats 3]
 
 Same batch and rank side by side in one process; repeats are interleaved (LoRA, NaRA, LoRA, ...)
 and medians reported, so background load hits every variant alike.
@@ -12,6 +13,12 @@ and medians reported, so background load hits every variant alike.
 2. One linear layer at LLaDA-8B shapes (4096 x 4096, rank 32, batch 4, length 256): forward +
    backward and forward only, NaRA / LoRA, NaRA's hypernetwork counted once per layer (the worst
    case) and amortised over LLaDA-8B's 128 adapted layers.
+3. ``--llada-layers N`` (default 2; 0 skips): a model with N layers of LLaDA-8B's shapes (hidden
+   4096, 32 heads, SwiGLU 12288; the tiny architecture, a character vocabulary, fp32 on the CPU),
+   rank 32 on q/k/v/o, batch 1 x 128 tokens: train step (forward, loss, backward, AdamW) and
+   sampling forward, NaRA / LoRA; the bytes autograd saves for backward per token and layer
+   (counted with saved-tensor hooks, weights excluded) next to harness.costs' estimate of them;
+   the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -194,11 +201,112 @@ def layer_benchmarks(
     ]
 
 
+def saved_bytes(fn: Callable[[], torch.Tensor], params: list[torch.Tensor]) -> int:
+    """Bytes of the distinct storages autograd saves for backward while ``fn`` runs (weights
+    and other parameters left out)."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def llada_layer_benchmarks(
+    repeats: int, n_layers: int, batch: int = 1, length: int = 128, rank: int = 32
+) -> list:
+    import resource
+
+    from harness.costs.architecture import LLADA_8B
+    from harness.costs.estimate import layer_activation_bytes
+
+    g = torch.Generator().manual_seed(0)
+    tok = CharTokenizer()
+    ids = torch.randint(3, tok.vocab_size, (batch, length), generator=g)
+    target = torch.randint(3, tok.vocab_size, (batch, length), generator=g)
+    level = torch.rand(batch, generator=g)
+    config = TinyDLLMConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=LLADA_8B.hidden,
+        num_hidden_layers=n_layers,
+        num_attention_heads=LLADA_8B.heads,
+        intermediate_size=LLADA_8B.mlp,
+    )
+    models = {}
+    for name in ("lora", "nara"):
+        torch.manual_seed(0)
+        dlm = DiffusionLM(TinyDLLM(config), tok, ModelInfo("llada-shapes", "tiny", "bench"))
+        adapter = get_method(name).apply(dlm, get_method(name).config(rank=rank))
+        with torch.no_grad():
+            for p in adapter.adapter_parameters():  # as after training
+                p.normal_(0, 0.02)
+        opt = torch.optim.AdamW(adapter.trainable_parameters(), lr=1e-4)
+        models[name] = (dlm, adapter, opt)
+
+    def loss_of(name: str) -> torch.Tensor:
+        dlm = models[name][0]
+        dlm.train()
+        logits = dlm(ids, level)
+        return nn.functional.cross_entropy(logits.transpose(1, 2), target)
+
+    def train_step(name: str) -> Callable[[], None]:
+        def step() -> None:
+            opt = models[name][2]
+            opt.zero_grad(set_to_none=True)
+            loss_of(name).backward()
+            opt.step()
+
+        return step
+
+    def sample_forward(name: str) -> Callable[[], None]:
+        def forward() -> None:
+            dlm = models[name][0]
+            dlm.eval()
+            with torch.no_grad():
+                dlm(ids, level)
+
+        return forward
+
+    train = interleaved({n: train_step(n) for n in models}, repeats, 1)
+    sample = interleaved({n: sample_forward(n) for n in models}, repeats, 1)
+    tokens = batch * length
+    saved = {}
+    for name, (dlm, _, _) in models.items():
+        params = list(dlm.parameters())
+        # includes the final norm and the loss over a ~100-character vocabulary (< 2% here)
+        saved[name] = saved_bytes(lambda n=name: loss_of(n), params)
+    per_layer = {n: saved[n] / (tokens * n_layers) for n in saved}
+    adapted_in = [LLADA_8B.hidden] * 4
+    bf16 = layer_activation_bytes(LLADA_8B, adapted_in, 0.05)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    note = f"{n_layers} layers, batch {batch} x {length}"
+    return [
+        (f"LLaDA-8B shapes train step, LoRA r{rank}", train["lora"], 1.0, note),
+        ("LLaDA-8B shapes train step, NaRA", train["nara"], train["nara"] / train["lora"], ""),
+        ("LLaDA-8B shapes sampling forward, LoRA", sample["lora"], 1.0, ""),
+        ("LLaDA-8B shapes sampling forward, NaRA", sample["nara"], sample["nara"] / sample["lora"], ""),
+        ("saved for backward KB/token/layer, LoRA", per_layer["lora"] / 1024, 1.0, "fp32 measured"),
+        ("saved for backward KB/token/layer, NaRA", per_layer["nara"] / 1024,
+         per_layer["nara"] / per_layer["lora"], ""),
+        ("  harness.costs estimate (bf16 autocast)", bf16 / 1024, bf16 / per_layer["lora"],
+         "ratio: estimate / fp32 measured"),
+        ("process peak RSS GiB", peak_rss, 1.0, "both models + optimizer"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--layer-repeats", type=int, default=7)
     parser.add_argument("--skip-layer", action="store_true")
+    parser.add_argument("--llada-layers", type=int, default=2, help="0 skips the LLaDA-8B shapes")
+    parser.add_argument("--llada-repeats", type=int, default=3)
     parser.add_argument(
         "--threads",
         type=int,
@@ -211,6 +319,8 @@ def main() -> None:
     rows = tiny_benchmarks(args.repeats)
     if not args.skip_layer:
         rows += layer_benchmarks(args.layer_repeats)
+    if args.llada_layers > 0:
+        rows += llada_layer_benchmarks(args.llada_repeats, args.llada_layers)
     print(f"{'measurement':48} {'median ms':>10} {'ratio':>7}  note")
     for label, ms, ratio, note in rows:
         ms_text = f"{ms:10.1f}" if ms is not None else f"{'':10}"

@@ -85,6 +85,9 @@ def run_cell(
 
     monitor = monitor or Monitor()
     cell = request.cell
+    from harness.costs import check_fits
+
+    check_fits(cell, device, request.steps)  # one line before loading, if it cannot fit
     created = utc_now()
     monitor.phase("loading", 1)
     dlm, spec, data = _load(cell, device)
@@ -95,7 +98,10 @@ def run_cell(
 
     def encode(examples):
         return [
-            (tok.encode(format_prompt(ex, cell.eval.template, chat)), tok.encode(ex.target))
+            (
+                tok.encode_prompt(format_prompt(ex, cell.eval.template, chat)),
+                tok.encode(ex.target),
+            )
             for ex in examples
         ]
 
@@ -161,10 +167,13 @@ def run_cell(
             eval_load_avg=eval_load.load_avg,
             eval_cpu_share=eval_load.cpu_share,
         ),
-        environment=collect_environment(
-            device_name=torch.cuda.get_device_name(device_obj)
-            if device_obj.type == "cuda"
-            else None
+        environment=dataclasses.replace(
+            collect_environment(
+                device_name=torch.cuda.get_device_name(device_obj)
+                if device_obj.type == "cuda"
+                else None
+            ),
+            model_repairs=list(dlm.info.repairs),
         ),
         provenance=[
             Provenance(task=cell.task, **_provenance_fields(split.provenance))

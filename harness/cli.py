@@ -80,7 +80,7 @@ def sample(
         from methods.registry import load_adapter
 
         load_adapter(dlm, adapter)
-    out = generate(dlm, [dlm.tokenizer.encode(dlm.tokenizer.chat(prompt))], config)[0]
+    out = generate(dlm, [dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))], config)[0]
     console.print(dlm.tokenizer.decode(out))
 
 
@@ -178,6 +178,14 @@ def run(
         bool, typer.Option("--retry-failed", help="Run failed cells again.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Live progress view.")] = True,
+    device_kind: Annotated[
+        str | None,
+        typer.Option(
+            "--device-kind",
+            help="GPU the dry run costs real models on: A100-40GB, A100-80GB, H100, H200, L40S, "
+            "CPU (default: the visible GPU, else A100-80GB).",
+        ),
+    ] = None,
 ) -> None:
     """Run the grid methods x tasks x seeds x ranks x settings (resumable; failures isolated)."""
     from harness.cell import CellRequest
@@ -194,7 +202,7 @@ def run(
     out = out or RUNS_ROOT / name
     executor = choose_executor(devices)  # validates --devices even for a dry run
     if dry_run:
-        _print_plan(requests, out)
+        _print_plan(requests, out, device_kind)
         return
     spec_saved = {**grid.to_spec(), "name": name, "report": spec.get("report") or {}}
     if preset:
@@ -222,34 +230,57 @@ def run(
         raise typer.Exit(1)
 
 
-def _print_plan(requests, out: Path) -> None:
+def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
     from rich.table import Table
 
-    from harness.plan import estimate
+    from harness.config import is_tiny
+    from harness.costs import planning_device
+    from harness.plan import estimate, token_labels
 
+    real = any(not is_tiny(r.cell.model) for r in requests)
+    device = planning_device(device_kind) if real else None
     table = Table(
-        "cell", "method", "task", "seed", "rank", "axes", "updates", "eval steps", "est. time"
-    )
-    total = 0.0
+        "cell", "method", "task", "seed", "rank", "axes", "updates", "eval steps",
+        "train tok", "eval tok", "est. time",
+    )  # fmt: skip
+    if real:
+        table.add_column("peak mem (no GC / GC)")
+        table.add_column("fits")
+    seconds, hours, problems = 0.0, 0.0, []
     for request in requests:
         cell = request.cell
-        cost = estimate(request)
-        total += cost.seconds or 0.0
-        table.add_row(
+        cost = estimate(request, device)
+        if cost.real is not None:
+            hours += cost.real.gpu_hours or 0.0
+        else:
+            seconds += cost.seconds or 0.0
+        if cost.problem:
+            problems.append(cost.problem)
+        row = [
             cell.cell_id,
             cell.method,
             cell.task,
             str(cell.seed),
             "-" if cell.rank is None else str(cell.rank),
             ", ".join(f"{k}={v}" for k, v in cell.axes.items()) or "-",
-            str(cost.updates),
+            "?" if cost.updates is None else str(cost.updates),
             ",".join(map(str, request.steps)),
+            *token_labels(cost),
             cost.label,
-        )
+        ]
+        if real:
+            row += [cost.memory_label, cost.fits_label]
+        table.add_row(*row)
     console.print(table)
-    console.print(
-        f"{len(requests)} cells into {out}; estimated {total / 60:.1f} min (nothing was run)"
-    )
+    if device is not None:
+        console.print(
+            f"real models costed on {device.label}: {hours:.1f} GPU-hours in all (FLOPs over "
+            "an assumed utilisation, +-50%; see harness/costs/estimate.py)"
+        )
+        for problem in problems:
+            console.print(f"[red]will not fit:[/red] {problem}", soft_wrap=True)
+    total = f"estimated {seconds / 60:.1f} min" if seconds or not real else f"{hours:.1f} GPU-h"
+    console.print(f"{len(requests)} cells into {out}; {total} (nothing was run)")
     for line in _power_lines([r.cell for r in requests]):
         console.print(line)
 
@@ -419,6 +450,27 @@ def eval_cmd(
         console.print(f"[bold]{task}[/bold]: {shown}")
     if results.get("bench_record"):
         console.print(f"scores stored in {results['bench_record']}")
+
+
+@app.command("export")
+def export_cmd(
+    adapter: Annotated[Path, typer.Option(help="A cell folder or an adapter folder.")],
+    out: Annotated[Path, typer.Option(help="Folder to write (must not exist, or be empty).")],
+    level: Annotated[
+        float | None, typer.Option(help="NaRA only (required): the noise level t to export at.")
+    ] = None,
+) -> None:
+    """Write a plain peft LoRA folder (stock peft loads it) from a bench adapter."""
+    from harness.adapter_paths import resolve_adapter
+    from methods.export import export_adapter
+
+    adapter_dir, _ = resolve_adapter(adapter)
+    done = export_adapter(adapter_dir, out, level)
+    at = f" at noise level {done.level}" if done.level is not None else ""
+    console.print(
+        f"{done.method} adapter{at} -> plain peft folder [bold]{done.folder}[/bold] "
+        f"({done.layers} layers); load it with PeftModel.from_pretrained(base, folder)"
+    )
 
 
 @list_app.command("models")

@@ -72,7 +72,7 @@ def evaluate(
     steps = steps or config.gen_length
     sampler = sampler_config(config, steps)
     prompts = task_eval.generation_prompts(spec, examples, config.template, chat_fn_for(dlm))
-    encoded = [dlm.tokenizer.encode(p) for p in prompts]
+    encoded = [dlm.tokenizer.encode_prompt(p) for p in prompts]
     # Similar lengths together: less left padding per batch. Results are reordered back.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(encoded)
@@ -112,7 +112,7 @@ def _loglik(dlm, spec, examples, config: EvalConfig, seed: int, on_progress):
         with autocast_for(dlm.device):
             rows.append(
                 [
-                    estimate_loglikelihood(dlm, tok.encode(c), tok.encode(x), mc).loglik
+                    estimate_loglikelihood(dlm, tok.encode_prompt(c), tok.encode(x), mc).loglik
                     for c, x in pairs
                 ]
             )

@@ -57,6 +57,11 @@ def estimate_loglikelihood(
 ) -> LikelihoodEstimate:
     if len(target) == 0:
         raise BenchError("cannot score an empty continuation")
+    if dlm.info.shift_logits and len(prefix) == 0:
+        raise BenchError(
+            f"{dlm.info.name}: a continuation at position 0 has no logits in a shifted-logit "
+            "model (Dream); the prefix must start with BOS (tokenizer.encode_prompt)"
+        )
     generator = torch.Generator().manual_seed(config.seed)
     device = dlm.device
     seq = torch.tensor(list(prefix) + list(target), dtype=torch.long, device=device)

@@ -19,11 +19,15 @@ Request types:
   longer than ``max_length`` are scored in windows, each later window keeping as much preceding
   text as context as fits, so each token is scored exactly once.
 - ``generate_until``: the batched sampler (:func:`harness.sampler.generate`), requests grouped
-  by identical generation kwargs. ``gen_length``, ``steps``, ``block_length``, ``temperature``
-  (and ``remasking``, ``cfg_scale``, ``schedule``) are model arguments; a task's
-  ``max_gen_toks`` replaces ``gen_length``, rounded up to a multiple of ``block_length``, with
-  ``steps`` scaled to keep the model arguments' steps per token. The decoded text is cut at the
-  first of the task's ``until`` strings. A task's ``temperature``/``do_sample`` are ignored.
+  by identical generation kwargs. ``gen_length``, ``steps``, ``block_length``, ``temperature``,
+  ``noise_level`` (response | sequence, what NaRA is fed while sampling; see
+  ``eval.noise_level``) and ``remasking``, ``cfg_scale``, ``schedule`` are model arguments;
+  ``block_length`` defaults to bench's own evaluation's block length for the task's suite
+  (:func:`harness.config.default_eval` of the model and :func:`lm_eval_suite`: 8 for math and
+  commonsense, 32 for code on real models). A task's ``max_gen_toks`` (or a ``gen_length`` that
+  is not a multiple of the block) is rounded up to a multiple of ``block_length``, with ``steps``
+  scaled to keep the model arguments' steps per token. The decoded text is cut at the first of
+  the task's ``until`` strings. A task's ``temperature``/``do_sample`` are ignored.
 """
 
 from __future__ import annotations
@@ -44,9 +48,12 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from harness.adapter_paths import resolve_adapter
+from harness.config import default_eval
 from harness.errors import BenchError
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
+from harness.models.tokenizer import keep_tail
 from harness.sampler import SamplerConfig, generate
 
 log = logging.getLogger(__name__)
@@ -64,11 +71,12 @@ LM_ARGS: dict[str, tuple[type, Any]] = {
     "seed": (int, 0),
     "gen_length": (int, 256),
     "steps": (int, 256),
-    "block_length": (int, 32),
+    "block_length": (int, None),  # None: bench's own evaluation's block for the task's suite
     "temperature": (float, 0.0),
     "remasking": (str, "low_confidence"),
     "cfg_scale": (float, 0.0),
     "schedule": (str, "linear"),
+    "noise_level": (str, "response"),
     "batch_size": (int, DEFAULT_BATCH_SIZE),
     "max_length": (int, None),
 }
@@ -91,35 +99,6 @@ def _coerce(name: str, value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Adapter folders: find them, check they fit the model, load them
 # ---------------------------------------------------------------------------------------------
-def resolve_adapter(path: str | Path) -> tuple[Path, Path | None]:
-    """(adapter folder, cell folder or None) for a cell folder or an adapter folder."""
-    from methods.base import METHOD_FILE
-    from results.store import RECORD_NAME, read_record
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise BenchError(f"adapter folder {path} does not exist")
-    if not path.is_dir():
-        raise BenchError(f"adapter {path} is not a folder (expected a cell or adapter folder)")
-    if (path / RECORD_NAME).is_file():
-        record = read_record(path / RECORD_NAME)
-        adapter = record.adapter_path()
-        if adapter is None or not (adapter / METHOD_FILE).is_file():
-            raise BenchError(f"cell {path} has no saved adapter (its record names none)")
-        return adapter, path
-    if (path / METHOD_FILE).is_file():
-        parent = path.parent
-        if (parent / RECORD_NAME).is_file():
-            adapter = read_record(parent / RECORD_NAME).adapter_path()
-            if adapter is not None and adapter.resolve() == path.resolve():
-                return path, parent
-        return path, None
-    raise BenchError(
-        f"{path} is neither a bench cell folder (record.json + adapter/) nor an adapter folder "
-        f"(no {METHOD_FILE})"
-    )
-
-
 def check_adapter_fits(dlm: DiffusionLM, folder: Path, trained_on: str | None = None) -> None:
     """Raise one clear BenchError when ``folder`` holds an adapter for another base model:
     adapted layers the model does not have, or factor shapes that do not match its layers."""
@@ -224,11 +203,13 @@ class BenchDLLM(LM):
         self.sampler = SamplerConfig(
             gen_length=args["gen_length"],
             steps=args["steps"],
-            block_length=args["block_length"],
+            # checked here with one block; the block used is resolved per task (_sampler_for)
+            block_length=args["block_length"] or args["gen_length"],
             temperature=args["temperature"],
             remasking=args["remasking"],
             cfg_scale=args["cfg_scale"],
             schedule=args["schedule"],
+            noise_level=args["noise_level"],
         )
         if dlm is None:
             dlm, self.adapter_dir, self.cell_dir = load_adapted(model, adapter, device or "auto")
@@ -241,6 +222,7 @@ class BenchDLLM(LM):
         self.max_length = args["max_length"] or _model_max_length(dlm)
         self.args = args
         self.steps_used: dict[str, set[int]] = {}  # task name -> sampling steps used
+        self.blocks_used: dict[str, set[int]] = {}  # task name -> block lengths used
         self._ll_cache: dict[tuple, float] = {}
         self._device = dlm.device
 
@@ -269,6 +251,7 @@ class BenchDLLM(LM):
             "bench_model": info.name,
             "bench_family": info.family,
             "bench_source": info.source,
+            "bench_model_repairs": list(info.repairs),
             "bench_adapter": str(self.adapter_dir) if self.adapter_dir else None,
             "bench_args": dict(self.args),
         }
@@ -276,23 +259,26 @@ class BenchDLLM(LM):
     # -- tokens ----------------------------------------------------------------------------
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Trailing context whitespace belongs to the continuation (lm-eval's convention); the
-        pair is encoded as a whole and split, so word boundaries tokenize as in running text."""
+        pair is encoded as a whole and split, so word boundaries tokenize as in running text.
+        The prefix starts with the family's BOS (LLaDA, Dream), even for an empty context."""
         tok = self.dlm.tokenizer
         spaces = len(context) - len(context.rstrip())
         if spaces:
             context, continuation = context[:-spaces], context[-spaces:] + continuation
-        prefix = tok.encode(context) if context else []
-        whole = tok.encode(context + continuation)
+        prefix = tok.encode_prompt(context)
+        whole = tok.encode_prompt(context + continuation)
         if whole[: len(prefix)] == prefix:
             return prefix, whole[len(prefix) :]
         return prefix, tok.encode(continuation)
 
     def _fit(self, prefix: list[int], target: list[int]) -> tuple[list[int], list[int]]:
-        """Keep the whole target and as much of the prefix (its end) as ``max_length`` allows."""
-        if len(target) > self.max_length:
-            target = target[-self.max_length :]
+        """Keep the whole target and as much of the prefix (its end) as ``max_length`` allows;
+        the family's BOS always stays first."""
+        bos = self.dlm.tokenizer.bos_prefix
+        if len(target) > self.max_length - len(bos):
+            target = target[-(self.max_length - len(bos)) :]
         room = self.max_length - len(target)
-        return (prefix[-room:] if room > 0 else []), target
+        return keep_tail(prefix, room, bos), target
 
     def _score(self, prefix: list[int], target: list[int]) -> float:
         if not target:
@@ -318,8 +304,10 @@ class BenchDLLM(LM):
         out = []
         for request in requests:
             (text,) = request.args[:1]
+            bos = list(self.dlm.tokenizer.bos_prefix)
             ids = self.dlm.tokenizer.encode(text)
-            total = sum(self._score(p, t) for p, t in rolling_windows(ids, self.max_length))
+            windows = rolling_windows(ids, self.max_length - len(bos))
+            total = sum(self._score(bos + p, t) for p, t in windows)
             self.cache_hook.add_partial("loglikelihood_rolling", (text,), total)
             out.append(total)
         return out
@@ -329,17 +317,22 @@ class BenchDLLM(LM):
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             kwargs = request.args[1] if len(request.args) > 1 else {}
-            groups.setdefault(json.dumps(kwargs, sort_keys=True, default=str), []).append(i)
+            key = [kwargs, self.block_length_for(request.task_name)]
+            groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(i)
         tok = self.dlm.tokenizer
         for key, indices in groups.items():
-            kwargs = json.loads(key)
-            config = self._sampler_for(kwargs)
+            kwargs, block = json.loads(key)
+            config = self._sampler_for(kwargs, block)
             until = _stop_strings(kwargs.get("until"))
             for i in indices:
                 name = requests[i].task_name or "?"
                 self.steps_used.setdefault(name, set()).add(config.steps)
+                self.blocks_used.setdefault(name, set()).add(config.block_length)
             room = max(1, self.max_length - config.gen_length)
-            prompts = {i: tok.encode(requests[i].args[0])[-room:] for i in indices}
+            prompts = {
+                i: keep_tail(tok.encode_prompt(requests[i].args[0]), room, tok.bos_prefix)
+                for i in indices
+            }
             order = sorted(indices, key=lambda i: len(prompts[i]))  # similar lengths pad less
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
@@ -351,15 +344,44 @@ class BenchDLLM(LM):
                     results[i] = text
         return results  # type: ignore[return-value]
 
-    def _sampler_for(self, kwargs: dict[str, Any]) -> SamplerConfig:
+    def block_length_for(self, task: str | None) -> int:
+        """The ``block_length`` model argument, else bench's own block for the task's suite."""
+        if self.args["block_length"]:
+            return self.args["block_length"]
+        return default_eval(self.dlm.info.name, lm_eval_suite(task)).block_length
+
+    def _sampler_for(self, kwargs: dict[str, Any], block: int | None = None) -> SamplerConfig:
         base = self.sampler
-        max_toks = kwargs.get("max_gen_toks")
-        if max_toks is None:
-            return base
-        block = base.block_length
-        gen_length = max(block, math.ceil(int(max_toks) / block) * block)
+        block = block or self.block_length_for(None)
+        wanted = kwargs.get("max_gen_toks")
+        wanted = base.gen_length if wanted is None else int(wanted)
+        gen_length = max(block, math.ceil(wanted / block) * block)
         steps = max(gen_length // block, round(base.steps * gen_length / base.gen_length))
-        return dataclasses.replace(base, gen_length=gen_length, steps=steps)
+        return dataclasses.replace(base, gen_length=gen_length, steps=steps, block_length=block)
+
+
+_SUITE_WORDS = {
+    "code": ("humaneval", "mbpp", "code"),
+    "math": ("gsm8k", "math", "svamp", "aqua", "asdiv", "mawps", "addsub", "multiarith",
+             "singleeq", "arith"),
+}  # fmt: skip
+
+
+def lm_eval_suite(task: str | None) -> str:
+    """The bench suite an lm-eval task belongs to, for its default sampler settings: a bench task
+    name gives its own suite; otherwise words in the name (gsm8k, math, humaneval, mbpp...) say
+    math or code, and anything else is treated as commonsense (multiple choice)."""
+    name = (task or "").lower()
+    from tasks.registry import task_names
+
+    if name in task_names():
+        from tasks.registry import get_task
+
+        return get_task(name).suite
+    for suite, words in _SUITE_WORDS.items():
+        if any(word in name for word in words):
+            return suite
+    return "commonsense"
 
 
 def _model_max_length(dlm: DiffusionLM) -> int:
@@ -633,8 +655,10 @@ def store_results(
         "adapter": str(lm.adapter_dir) if lm.adapter_dir else None,
         "model_args": dict(lm.args),
         "max_length": lm.max_length,
+        "block_length_used": {t: sorted(b) for t, b in lm.blocks_used.items()},
         "limit": limit,
         "lm_eval_version": _version("lm-eval"),
+        "model_repairs": list(lm.dlm.info.repairs),
     }
     if lm.cell_dir is not None:
         cell_dir = lm.cell_dir
@@ -652,6 +676,7 @@ def store_results(
             if lm.dlm.device.type == "cuda"
             else None
         )
+        record.environment.model_repairs = list(lm.dlm.info.repairs)
     path = write_record(cell_dir, record)
     _write_sidecar(cell_dir / RESULTS_SIDECAR, results, settings, atomic_write_text)
     return path

@@ -106,6 +106,11 @@ def generate(
     on_step: Callable[[int], None] | None = None,
 ) -> list[list[int]]:
     """Generate a response for every prompt; each is cut before its first EOS."""
+    if dlm.info.shift_logits and any(len(p) == 0 for p in prompts):
+        raise BenchError(
+            f"{dlm.info.name}: an empty prompt leaves position 0 to generate, which a "
+            "shifted-logit model (Dream) cannot predict; prompts start with BOS (encode_prompt)"
+        )
     mask_id, eos_id = dlm.tokenizer.mask_token_id, dlm.tokenizer.eos_token_id
     device = dlm.device
     prompt_ids, prompt_attention = left_pad(prompts, dlm.tokenizer.pad_token_id)

@@ -101,8 +101,8 @@ def train_adapter(
         eps=config.eps,
         weight_decay=config.weight_decay,
     )
-    if config.gradient_checkpointing and hasattr(dlm.backbone, "gradient_checkpointing_enable"):
-        dlm.backbone.gradient_checkpointing_enable({"use_reentrant": False})
+    if config.gradient_checkpointing:
+        dlm.enable_gradient_checkpointing()
     total = total_updates(config, len(train_data))
     generator = torch.Generator().manual_seed(seed)
     batches = _batches(train_data, config.batch_size, generator)

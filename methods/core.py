@@ -158,7 +158,8 @@ class CoreBank(nn.Module):
     """The cores of one adapter, keyed by group ("all", a module type, or a layer path).
 
     ``update(level, density)`` computes every group's C for the forward about to run; layers
-    then call ``core(group)``. ``force_identity`` (NaRA stage 1) makes every C the identity
+    then call ``core(group)``. A static bank (no hypernetwork) computes ``I + eta P`` from the
+    current P at every ``core`` call instead, so nothing can go stale when P is changed in place. ``force_identity`` (NaRA stage 1) makes every C the identity
     without touching the hypernetwork, so it gets no gradient.
     """
 
@@ -191,6 +192,8 @@ class CoreBank(nn.Module):
     # called by the noise channel, inside the caller's forward
     def on_level(self, level: torch.Tensor) -> None:
         self._level = level
+        if not self.noise_aware:
+            return  # a static core is read from P at every call (see core())
         if self.needs_input_ids:
             self._current = {}  # the backbone pre-hook computes C once the ids are known
         else:
@@ -245,12 +248,14 @@ class CoreBank(nn.Module):
     def core(self, group: str) -> torch.Tensor | None:
         """C for ``group`` in the current forward: (batch or 1, r, r), or None for the identity."""
         key = _key(group)
+        if not self.noise_aware:
+            # Never cached: P changes in place (optimizer steps, the best-checkpoint restore),
+            # and a C kept from an earlier forward would fold a stale P into a merge.
+            return None if self.force_identity else self.cores[key](None)
         if key not in self._current:
-            if self.noise_aware:
-                raise RuntimeError(
-                    "NaRA needs the noise level: call the model through DiffusionLM.forward"
-                )
-            self._current = self.compute(None)  # a static core does not depend on the level
+            raise RuntimeError(
+                "NaRA needs the noise level: call the model through DiffusionLM.forward"
+            )
         return self._current[key]
 
 

@@ -24,6 +24,7 @@ from methods.base import (
     read_method_record,
 )
 from methods.core import CoreBank, CoreLoraLinear
+from methods.peft_guard import mark_bench_only, read_lora_config
 from methods.targets import module_type
 
 ADAPTER_NAME = "default"
@@ -106,6 +107,12 @@ class CoreAdapter(Adapter):
             groups.append({"params": core_params, "lr_scale": float(self.config.core_lr_scale)})
         return groups
 
+    def save(self, folder: str | Path) -> Path:
+        """peft's folder, marked so that stock peft refuses it (see :mod:`methods.peft_guard`)."""
+        folder = super().save(folder)
+        mark_bench_only(folder, self.method.name)
+        return folder
+
     def detach_channel(self) -> None:
         self.dlm.channel.unsubscribe(self.bank.on_level)
         if self._hook is not None:
@@ -161,7 +168,7 @@ class CoreMethod(Method):
         folder = Path(folder)
         config = read_method_record(folder, expect=self)
         self._check_unadapted(dlm_base)
-        lora_config = LoraConfig.from_pretrained(str(folder))
+        lora_config = read_lora_config(folder)
         lora_config.inference_mode = not trainable
         lora_config._register_custom_module({nn.Linear: CoreLoraLinear})
         dlm_base.backbone = get_peft_model(dlm_base.backbone, lora_config)

@@ -179,7 +179,8 @@ def merge_at(dlm, t: float) -> None:
 # --------------------------------------------------------------------------------------------
 # Analysis from a saved adapter folder alone (no base model)
 # --------------------------------------------------------------------------------------------
-def _offline_bank(folder: str | Path) -> tuple[str, object, CoreBank | None, dict, float]:
+def offline_bank(folder: str | Path) -> tuple[str, object, CoreBank | None, dict, float]:
+    """(method, config, core bank or None for LoRA/DoRA, saved state, scale) of a folder."""
     name, config, state, scale = load_core_state(folder)
     core_state = bank_state(state)
     if name not in ("nara", "static_core"):
@@ -214,7 +215,7 @@ def core_trajectory(
     With ``conditioning="density"`` or ``"both"`` the density input is taken equal to t (its
     expected value under uniform masking).
     """
-    name, config, bank, _, _ = _offline_bank(adapter_dir)
+    name, config, bank, _, _ = offline_bank(adapter_dir)
     if bank is None:
         raise BenchError(f"{adapter_dir} holds a {name!r} adapter: it has no core matrix")
     cores = _cores(bank, config.rank, ts)
@@ -234,7 +235,7 @@ def update_norms(adapter_dir: str | Path, ts: np.ndarray) -> dict[str, np.ndarra
     Reads only the adapter folder. Plain LoRA folders work too (C = I, constant in t); for DoRA
     this is the norm of the low-rank part before the magnitude rescaling.
     """
-    name, config, bank, state, scale = _offline_bank(adapter_dir)
+    name, config, bank, state, scale = offline_bank(adapter_dir)
     cores = _cores(bank, config.rank, ts)
     sharing = getattr(config, "core_sharing", "global")
     sums: dict[str, torch.Tensor] = {}

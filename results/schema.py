@@ -209,6 +209,8 @@ class Environment:
     device_name: str | None = None
     threads: int | None = None
     python: str | None = None
+    # load-time repairs applied to the model's released code (harness/models/llada.py, dream.py)
+    model_repairs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -225,6 +227,7 @@ class Environment:
             device_name=d.get("device_name"),
             threads=d.get("threads"),
             python=d.get("python"),
+            model_repairs=list(d.get("model_repairs") or []),
         )
 
 

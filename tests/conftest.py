@@ -51,3 +51,45 @@ class LevelRecorder:
 @pytest.fixture
 def tiny_dlm() -> DiffusionLM:
     return make_tiny_dlm()
+
+
+# Tiny random-weight LLaDA / Dream folders from the released code (tests/released_models.py);
+# each is built once per session, and each test loads its own model from it.
+@pytest.fixture(scope="session")
+def released_folder(tmp_path_factory):
+    """Factory: released_folder("llada" | "dream" | "dream-hub") -> the model folder."""
+    from tests.released_models import build_dream, build_llada
+
+    builders = {
+        "llada": build_llada,
+        "dream": build_dream,
+        "dream-hub": lambda path: build_dream(path, hub_mask=True),
+    }
+    built = {}
+
+    def get(kind: str):
+        if kind not in built:
+            built[kind] = builders[kind](tmp_path_factory.mktemp(kind))
+        return built[kind]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def llada_folder(released_folder):
+    return released_folder("llada")
+
+
+@pytest.fixture(scope="session", params=["dream", "dream-hub"])
+def dream_folder(request, released_folder):
+    """Dream as shipped in the fixture, and with the hub's mask behaviour (both, parametrized)."""
+    return released_folder(request.param)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run much faster on one thread on a busy machine (no OpenMP spinning)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

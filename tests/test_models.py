@@ -8,7 +8,7 @@ import torch
 
 from harness.errors import BenchError
 from harness.models.loader import load_model
-from tests.conftest import LevelRecorder, make_tiny_dlm
+from tests.conftest import make_tiny_dlm
 
 MODELING = textwrap.dedent(
     """
@@ -101,29 +101,7 @@ def test_tiny_save_load_round_trip_gives_identical_logits(tmp_path):
         assert torch.equal(dlm(x, level), loaded(x, level))
 
 
-def test_local_remote_code_llada_folder_loads_through_the_llada_path(tmp_path):
-    folder = write_remote_code_folder(tmp_path / "llada", "llada")
-    dlm = load_model(str(folder), device="cpu")
-    assert dlm.info.family == "llada" and not dlm.info.shift_logits
-    assert dlm.tokenizer.mask_token_id == 2
-    names = {n.split(".")[-1] for n, _ in dlm.backbone.named_modules()}
-    assert {"q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"} <= names
-    rec = LevelRecorder(dlm)
-    ids = torch.tensor([[4, 5, dlm.mask_id]])
-    logits = dlm(ids, torch.tensor([0.3]))
-    assert logits.shape == (1, 3, 16)
-    assert rec.levels[0].tolist() == pytest.approx([0.3])
-
-
-def test_dream_folder_shifts_logits_by_one(tmp_path):
-    folder = write_remote_code_folder(tmp_path / "dream", "dream")
-    dlm = load_model(str(folder), device="cpu")
-    assert dlm.info.family == "dream" and dlm.info.shift_logits
-    ids = torch.tensor([[4, 5, 6, 7]])
-    with torch.no_grad():
-        raw = dlm.backbone(input_ids=ids).logits
-        shifted = dlm(ids, torch.tensor([0.5]))
-    assert torch.equal(shifted[:, 1:], raw[:, :-1]) and torch.equal(shifted[:, 0], raw[:, 0])
+# LLaDA / Dream folders are tested with their released code in tests/test_released_*.py.
 
 
 def test_tokenizer_without_mask_token_fails_clearly(tmp_path):

@@ -24,6 +24,7 @@ class ModelInfo:
     family: str  # "tiny" | "llada" | "dream" | "generic"
     source: str  # local folder or hub id actually loaded
     shift_logits: bool = False  # Dream: position i is predicted from hidden state i-1
+    repairs: tuple[str, ...] = ()  # load-time repairs of the released code (family modules)
 
 
 class DiffusionLM(nn.Module):
@@ -35,6 +36,16 @@ class DiffusionLM(nn.Module):
         self.tokenizer = tokenizer
         self.info = info
         self.channel = NoiseChannel()
+        from harness.models.family import get_family
+
+        self.family = get_family(info.family)
+
+    def enable_gradient_checkpointing(self) -> None:
+        """The family's own way (LLaDA's activation checkpointing, transformers' API elsewhere);
+        with a peft wrapper around the backbone, the wrapped model is the one switched."""
+        model = self.backbone
+        base = getattr(model, "get_base_model", None)
+        self.family.enable_checkpointing(base() if callable(base) else model)
 
     @property
     def device(self) -> torch.device:
@@ -50,12 +61,13 @@ class DiffusionLM(nn.Module):
         noise_level: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits of shape (batch, length, vocab); ``noise_level`` has shape (batch,)."""
+        """Logits of shape (batch, length, vocab); ``noise_level`` has shape (batch,).
+
+        ``attention_mask`` is the 0/1 (batch, length) mask of real tokens; the family turns it into
+        what its released evaluation passes (e.g. Dream: nothing, or a 4-D mask + position ids).
+        """
         self.channel.set(noise_level.to(device=input_ids.device, dtype=torch.float32))
-        kwargs = {"input_ids": input_ids}
-        if attention_mask is not None:
-            kwargs["attention_mask"] = attention_mask
-        out = self.backbone(**kwargs)
+        out = self.backbone(**self.family.model_inputs(input_ids, attention_mask))
         logits = out.logits if hasattr(out, "logits") else out
         if self.info.shift_logits:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)

@@ -15,6 +15,9 @@ import torch
 from harness.errors import BenchError
 from harness.hub import hub_reachable
 from harness.models.dlm import DiffusionLM, ModelInfo
+from harness.models.family import get_family
+from harness.models.remote import load_remote_model
+from harness.models.sanity import check_loaded
 from harness.models.tokenizer import CHAR_TOKENIZER_FILE, CharTokenizer, HFTokenizer
 
 
@@ -35,7 +38,6 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "dream-7b-base": ModelSpec("Dream-org/Dream-v0-Base-7B", "dream", False),
 }
 TINY = "tiny"
-LLADA_MASK_ID = 126336
 
 
 def valid_model_names() -> str:
@@ -101,12 +103,10 @@ def _load_folder(
         if not (folder / CHAR_TOKENIZER_FILE).is_file():
             raise BenchError(f"tiny model folder {folder} has no {CHAR_TOKENIZER_FILE}")
         backbone = TinyDLLM.from_pretrained(folder).to(device)
-        tokenizer = CharTokenizer.from_pretrained(folder)
-    else:
-        backbone, tokenizer = _load_transformers(str(folder), name, family, device, mask_token_id)
-    backbone.eval()
-    info = ModelInfo(name=name, family=family, source=str(folder), shift_logits=family == "dream")
-    return DiffusionLM(backbone, tokenizer, info)
+        backbone.eval()
+        info = ModelInfo(name=name, family=family, source=str(folder))
+        return DiffusionLM(backbone, CharTokenizer.from_pretrained(folder), info)
+    return _load_transformers(str(folder), name, family, device, mask_token_id)
 
 
 def _load_hub(
@@ -114,21 +114,16 @@ def _load_hub(
 ) -> DiffusionLM:
     mask = mask_token_id if mask_token_id is not None else spec.mask_token_id
     try:
-        backbone, tokenizer = _load_transformers(
+        return _load_transformers(
             spec.hub_id, name, spec.family, device, mask, local_files_only=True
         )
     except OSError as cached_error:
         if not hub_reachable():
             raise _hub_error(name, spec) from cached_error
         try:
-            backbone, tokenizer = _load_transformers(spec.hub_id, name, spec.family, device, mask)
+            return _load_transformers(spec.hub_id, name, spec.family, device, mask)
         except OSError as err:
             raise _hub_error(name, spec) from err
-    backbone.eval()
-    info = ModelInfo(
-        name=name, family=spec.family, source=spec.hub_id, shift_logits=spec.family == "dream"
-    )
-    return DiffusionLM(backbone, tokenizer, info)
 
 
 def _hub_error(name: str, spec: ModelSpec) -> BenchError:
@@ -142,24 +137,29 @@ def _hub_error(name: str, spec: ModelSpec) -> BenchError:
 def _load_transformers(
     source: str,
     name: str,
-    family: str,
+    family_name: str,
     device: torch.device,
     mask_token_id: int | None,
     local_files_only: bool = False,
-):
-    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+) -> DiffusionLM:
+    """Tokenizer + model through transformers (remote code allowed), repaired and checked."""
+    from transformers import AutoTokenizer
 
+    family = get_family(family_name)
     common = {"trust_remote_code": True, "local_files_only": local_files_only}
     tok = AutoTokenizer.from_pretrained(source, **common)
-    if mask_token_id is None and family == "llada" and tok.mask_token_id is None:
-        mask_token_id = LLADA_MASK_ID
-    tokenizer = HFTokenizer(tok, name, mask_token_id)
-    dtype = _dtype_for(device)
-    if family == "generic":
-        try:
-            model = AutoModelForMaskedLM.from_pretrained(source, dtype=dtype, **common)
-        except ValueError:
-            model = AutoModel.from_pretrained(source, dtype=dtype, **common)
-    else:
-        model = AutoModel.from_pretrained(source, dtype=dtype, **common)
-    return model.to(device), tokenizer
+    if mask_token_id is None and tok.mask_token_id is None:
+        mask_token_id = family.default_mask_id
+    tokenizer = HFTokenizer(tok, name, mask_token_id, prepend_bos=family.prepend_bos)
+    model, repairs = load_remote_model(source, family, _dtype_for(device), **common)
+    model = model.to(device).eval()
+    info = ModelInfo(
+        name=name,
+        family=family.name,
+        source=source,
+        shift_logits=family.shift_logits,
+        repairs=repairs,
+    )
+    dlm = DiffusionLM(model, tokenizer, info)
+    check_loaded(dlm, family)
+    return dlm

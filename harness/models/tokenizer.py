@@ -18,8 +18,13 @@ class Tokenizer(Protocol):
     eos_token_id: int
     pad_token_id: int
     vocab_size: int
+    bos_prefix: tuple[int, ...]  # what every prompt starts with: (BOS,) or () by family
 
     def encode(self, text: str) -> list[int]: ...
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """A prompt's ids: ``bos_prefix`` + the text (once, even if a chat template put it)."""
+        ...
 
     def decode(self, ids: Sequence[int]) -> str: ...
 
@@ -50,8 +55,13 @@ class CharTokenizer:
         self.pad_token_id, self.eos_token_id, self.mask_token_id, self.unk_token_id = range(4)
         self.vocab_size = len(self.SPECIALS) + len(self.chars)
 
+    bos_prefix: tuple[int, ...] = ()
+
     def encode(self, text: str) -> list[int]:
         return [self._index.get(c, self.unk_token_id) for c in text]
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return self.encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         n = len(self.SPECIALS)
@@ -70,10 +80,33 @@ class CharTokenizer:
         return cls(data["chars"])
 
 
-class HFTokenizer:
-    """A transformers tokenizer seen through the :class:`Tokenizer` interface."""
+def with_prefix(ids: Sequence[int], prefix: Sequence[int]) -> list[int]:
+    """``prefix`` + ``ids``, unless ``ids`` already starts with it."""
+    ids, prefix = list(ids), list(prefix)
+    return ids if ids[: len(prefix)] == prefix else prefix + ids
 
-    def __init__(self, tok, name: str, mask_token_id: int | None = None) -> None:
+
+def keep_tail(ids: Sequence[int], room: int, prefix: Sequence[int]) -> list[int]:
+    """The last tokens of a prompt that fit in ``room``, still starting with ``prefix`` (BOS)."""
+    ids, prefix = list(ids), list(prefix)
+    if len(ids) <= room:
+        return ids
+    body = ids[len(prefix) :] if ids[: len(prefix)] == prefix else ids
+    keep = max(0, room - len(prefix))
+    return prefix + (body[-keep:] if keep else [])
+
+
+class HFTokenizer:
+    """A transformers tokenizer seen through the :class:`Tokenizer` interface.
+
+    ``prepend_bos``: prompts start with the tokenizer's BOS (LLaDA and Dream, as their released
+    SFT and evaluation code do). Decoding skips special tokens and ids beyond the tokenizer's
+    vocabulary (real models pad their output vocabulary past it).
+    """
+
+    def __init__(
+        self, tok, name: str, mask_token_id: int | None = None, prepend_bos: bool = False
+    ) -> None:
         self.tok = tok
         mask = mask_token_id if mask_token_id is not None else tok.mask_token_id
         if mask is None:
@@ -90,13 +123,24 @@ class HFTokenizer:
             int(pad) if pad is not None and pad != self.mask_token_id else self.eos_token_id
         )
         self.vocab_size = len(tok)
+        bos = tok.bos_token_id
+        if prepend_bos and bos is None:
+            raise BenchError(
+                f"the tokenizer of {name!r} has no BOS token, which this model family's prompts "
+                "start with"
+            )
+        self.bos_prefix: tuple[int, ...] = (int(bos),) if prepend_bos else ()
         self.has_chat_template = bool(getattr(tok, "chat_template", None))
 
     def encode(self, text: str) -> list[int]:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
+    def encode_prompt(self, text: str) -> list[int]:
+        return with_prefix(self.encode(text), self.bos_prefix)
+
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tok.decode([int(i) for i in ids], skip_special_tokens=True)
+        known = [int(i) for i in ids if 0 <= int(i) < self.vocab_size]
+        return self.tok.decode(known, skip_special_tokens=True)
 
     def chat(self, prompt: str) -> str:
         if not self.has_chat_template:

@@ -1,0 +1,86 @@
+"""What differs between model families, in one small record per family (registry below).
+
+The loader, :class:`~harness.models.dlm.DiffusionLM` and the tokenizer wrapper read a
+:class:`Family` instead of branching on names: how the released code must be repaired at load
+time, which inputs its released evaluation builds (attention mask, position ids, BOS), whether its
+logits are shifted, and how to turn on gradient checkpointing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from harness.errors import BenchError
+
+
+def _no_repairs(_obj) -> tuple[str, ...]:
+    return ()
+
+
+def _no_problems(_model: nn.Module) -> list[str]:
+    return []
+
+
+def plain_inputs(input_ids: torch.Tensor, attention: torch.Tensor | None) -> dict:
+    """The input ids, plus the 2-D 0/1 attention mask when some position is padding."""
+    kwargs: dict = {"input_ids": input_ids}
+    if attention is not None and not bool(attention.bool().all()):
+        kwargs["attention_mask"] = attention
+    return kwargs
+
+
+def transformers_checkpointing(model: nn.Module) -> None:
+    """transformers' own API (non-reentrant, so frozen inputs need no ``requires_grad``)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise BenchError(
+            f"{type(model).__name__} does not support gradient checkpointing; "
+            "set train.gradient_checkpointing=false"
+        )
+    model.gradient_checkpointing_enable({"use_reentrant": False})
+
+
+@dataclass(frozen=True)
+class Family:
+    """How bench treats one model family.
+
+    prepare_class: patches the released model class before ``from_pretrained`` (idempotent);
+        returns the names of the repairs the class needs.
+    repair_model: repairs a loaded instance; returns the names of the repairs applied.
+    rotary_problems: where the rotary tables differ from their definition in the config.
+    model_inputs: the forward's keyword arguments for (ids, 0/1 attention or None), as the
+        family's released evaluation builds them.
+    """
+
+    name: str
+    shift_logits: bool = False  # logits at i predict token i+1 (Dream)
+    prepend_bos: bool = False  # prompts start with BOS, as in the family's SFT and evaluation
+    default_mask_id: int | None = None  # when the tokenizer names no mask token (LLaDA)
+    prepare_class: Callable[[type], tuple[str, ...]] = _no_repairs
+    repair_model: Callable[[nn.Module], tuple[str, ...]] = _no_repairs
+    rotary_problems: Callable[[nn.Module], list[str]] = _no_problems
+    model_inputs: Callable[[torch.Tensor, torch.Tensor | None], dict] = plain_inputs
+    enable_checkpointing: Callable[[nn.Module], None] = transformers_checkpointing
+    notes: tuple[str, ...] = field(default=())
+
+
+def tiny_checkpointing(model: nn.Module) -> None:
+    if hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable({"use_reentrant": False})
+
+
+TINY_FAMILY = Family("tiny", enable_checkpointing=tiny_checkpointing)
+GENERIC_FAMILY = Family("generic")
+
+
+def get_family(name: str) -> Family:
+    from harness.models.dream import DREAM
+    from harness.models.llada import LLADA
+
+    families = {f.name: f for f in (TINY_FAMILY, GENERIC_FAMILY, LLADA, DREAM)}
+    if name not in families:
+        raise BenchError(f"unknown model family {name!r}; valid: {', '.join(families)}")
+    return families[name]
