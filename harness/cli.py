@@ -289,17 +289,19 @@ def _power_lines(cells) -> list[str]:
     """Per task, the minimum detectable paired effect the grid can see (reports/power.py)."""
     from methods.registry import get_method
     from reports.power import planning_line
+    from tasks.registry import get_task
 
     seeds: dict[str, set[int]] = {}
     sizes: dict[str, int | None] = {}
     for cell in cells:
         if get_method(cell.method).trains:
             seeds.setdefault(cell.task, set()).add(cell.seed)
-        sizes.setdefault(cell.task, cell.eval.limit)
+        known = [n for n in (cell.eval.limit, get_task(cell.task).test_size) if n]
+        sizes.setdefault(cell.task, min(known) if known else None)
     lines = []
     for task, task_seeds in seeds.items():
         if sizes[task] is None:
-            lines.append(f"{task}: MDE depends on the test set size (no --limit): see the report")
+            lines.append(f"{task}: the MDE depends on the test set size: see the report")
         else:
             lines.append(planning_line(task, sizes[task], len(task_seeds)))
     return lines
