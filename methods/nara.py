@@ -268,7 +268,7 @@ def relative_core_effect(adapter_dir: str | Path, ts: np.ndarray) -> np.ndarray 
     same value for every t; an adapter with no update yet (B = 0, at initialisation) gives 0.
     None for adapters without a core (LoRA, DoRA).
     """
-    name, config, bank, state, _ = _offline_bank(adapter_dir)
+    name, config, bank, state, _ = offline_bank(adapter_dir)
     if bank is None:
         return None
     cores = _cores(bank, config.rank, ts)
