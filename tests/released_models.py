@@ -9,6 +9,7 @@ builders write a folder laid out like a downloaded ``GSAI-ML/LLaDA-8B-*`` or
 - ``config.json`` with the real ``model_type``, ``architectures``, ``auto_map`` and special ids,
   but tiny dimensions (hidden 16, 2 layers); the vocabulary keeps its real size (126464 / 152064)
   so that the special tokens sit at their real ids;
+- ``generation_config.json`` (Dream's own ``from_pretrained`` reads it, as on the hub);
 - the released ``.py`` files, copied into the folder (LLaDA's ``from configuration_llada`` import
   made relative, as on the hub); ``hub_mask=True`` deletes Dream's 2-D -> 4-D attention-mask
   conversion block, which gives the hub version of ``DreamModel.forward``;

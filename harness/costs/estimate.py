@@ -35,9 +35,12 @@ SDPA's fused kernels, so no L x L attention matrix):
 - adapter: parameters, gradients and AdamW's two moments in fp32, ``16 x P_adapter``;
 - activations per token and layer: two RMSNorms, each keeping its fp32 upcast input and its
   bf16 normalised output (``12 d``; LLaDA's ``RMSLayerNorm`` and Qwen2's upcast the same way),
-  attention's q, k, v and output (``4 d + 4 d_kv``), the SwiGLU gate, up and activation (``6 m``), and for each
-  adapted linear its dropped-out input and dropout mask (``3 x in``, ``2 x in`` without dropout);
-  with checkpointing only each layer's input (``2 d``) is kept, plus one layer recomputed;
+  attention's q, k, v and output (``4 d + 4 d_kv``), the SwiGLU gate, up and activation
+  (``6 m``), and for each adapted linear its dropped-out input and dropout mask (``3 x in``,
+  ``2 x in`` without dropout); with checkpointing only each layer's input (``2 d``) is kept,
+  plus one layer recomputed. Checked in fp32 on the CPU with saved-tensor hooks on the tiny
+  architecture at LLaDA-8B shapes (benchmarks/bench_methods.py): the same terms counted in fp32
+  give 400 KB per token and layer, 345 KB measured;
 - the loss: bf16 logits, their fp32 copy, log-softmax and its gradient, ``12 V`` per token;
 - evaluation (not at the same time as training): one batch of prompt + gen_length tokens, its
   logits and the sampler's fp32 softmax (``10 V`` per token) plus one layer's transient
@@ -67,7 +70,8 @@ DEFAULT_TRAIN_TOKENS = 256
 # Typical evaluation prompt length per suite (tokens, template included).
 EVAL_PROMPT_TOKENS = {"commonsense": 160, "math": 128, "code": 192}
 DEFAULT_EVAL_PROMPT_TOKENS = 160
-# Published training-set sizes (examples), by hub dataset.
+# Training-set sizes (examples) by hub dataset: GSM8K and MBPP exact; the others as published
+# (commonsense_170k, MetaMathQA's 155k MATH part, CodeFeedback's 156k rows of all languages).
 TRAIN_SET_SIZES = {
     "zwhe99/commonsense_170k": 170_420,
     "openai/gsm8k": 7_473,

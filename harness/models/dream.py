@@ -27,6 +27,7 @@ import sys
 import torch
 from torch import nn
 
+from harness.errors import BenchError
 from harness.models.family import Family, transformers_checkpointing
 
 DREAM_TIED = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -73,6 +74,32 @@ def _repair_model(model: nn.Module) -> tuple[str, ...]:
     return ("dream:rotary_inv_freq",) if fixed else ()
 
 
+def inv_freq_problems(model: nn.Module) -> list[str]:
+    """``inv_freq`` buffers that differ from plain RoPE as the model's config defines it."""
+    config = getattr(model, "config", None)
+    problems = []
+    for name, module in model.named_modules():
+        buffer = getattr(module, "inv_freq", None)
+        if not isinstance(buffer, torch.Tensor) or config is None:
+            continue
+        scaling = getattr(config, "rope_scaling", None) or {}
+        rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+        if rope_type != "default":
+            raise BenchError(
+                f"{name}: rope_scaling type {rope_type!r} cannot be checked by bench; "
+                "supported: plain RoPE (rope_scaling null)"
+            )
+        head_dim = getattr(config, "head_dim", None) or (
+            config.hidden_size // config.num_attention_heads
+        )
+        dim = int(head_dim * getattr(config, "partial_rotary_factor", 1.0))
+        expected = float(config.rope_theta) ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+        got = buffer.detach().double().cpu()
+        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-5, atol=0):
+            problems.append(f"{name}.inv_freq differs from rope_theta={config.rope_theta}")
+    return problems
+
+
 def dream_inputs(input_ids: torch.Tensor, attention: torch.Tensor | None) -> dict:
     """No mask without padding; with padding a 4-D bool mask and position ids (generation_utils)."""
     if attention is None or bool(attention.bool().all()):
@@ -91,6 +118,7 @@ DREAM = Family(
     prepend_bos=True,
     prepare_class=_prepare_class,
     repair_model=_repair_model,
+    rotary_problems=inv_freq_problems,
     model_inputs=dream_inputs,
     enable_checkpointing=transformers_checkpointing,
 )

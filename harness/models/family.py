@@ -9,7 +9,7 @@ logits are shifted, and how to turn on gradient checkpointing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -64,7 +64,6 @@ class Family:
     rotary_problems: Callable[[nn.Module], list[str]] = _no_problems
     model_inputs: Callable[[torch.Tensor, torch.Tensor | None], dict] = plain_inputs
     enable_checkpointing: Callable[[nn.Module], None] = transformers_checkpointing
-    notes: tuple[str, ...] = field(default=())
 
 
 def tiny_checkpointing(model: nn.Module) -> None:

@@ -34,10 +34,17 @@ from harness.models.family import Family, plain_inputs
 LLADA_MASK_ID = 126336
 
 
+def _calls_post_init(init) -> bool:
+    try:
+        return "post_init" in inspect.getsource(init)
+    except (OSError, TypeError):  # no source to read: calling post_init again is harmless
+        return False
+
+
 def _prepare_class(cls: type) -> tuple[str, ...]:
     repairs = []
     init = cls.__init__
-    if "post_init" not in inspect.getsource(getattr(init, "__bench_original__", init)):
+    if not _calls_post_init(getattr(init, "__bench_original__", init)):
         repairs.append("llada:post_init")
         if not hasattr(init, "__bench_original__"):
 

@@ -3,8 +3,8 @@
 Checked after every load of a transformers model (tiny models are built by bench itself):
 - every floating-point parameter and buffer is finite (NaN/inf from a bad checkpoint, or memory
   left uninitialised by the loader);
-- rotary ``inv_freq`` buffers equal their definition in the config, recomputed here in float64
-  (``rope_theta ** (-2i / head_dim)``), and the family's own rotary tables (LLaDA) likewise;
+- the family's rotary tables equal their definition in the config, recomputed independently in
+  float64 (Dream's ``inv_freq`` buffers, LLaDA's cached sin/cos tables);
 - a short probe (BOS, a few tokens, masks; once more left-padded in a batch of two, through the
   family's own input construction) gives finite logits with at least the tokenizer's vocabulary.
 """
@@ -27,32 +27,6 @@ def nonfinite_tensors(model: nn.Module) -> list[str]:
     return bad
 
 
-def inv_freq_problems(model: nn.Module) -> list[str]:
-    """``inv_freq`` buffers that differ from plain RoPE as the model's config defines it."""
-    config = getattr(model, "config", None)
-    problems = []
-    for name, module in model.named_modules():
-        buffer = getattr(module, "inv_freq", None)
-        if not isinstance(buffer, torch.Tensor) or config is None:
-            continue
-        scaling = getattr(config, "rope_scaling", None) or {}
-        rope_type = scaling.get("rope_type", scaling.get("type", "default"))
-        if rope_type != "default":
-            raise BenchError(
-                f"{name}: rope_scaling type {rope_type!r} cannot be checked by bench; "
-                "supported: plain RoPE (rope_scaling null)"
-            )
-        head_dim = getattr(config, "head_dim", None) or (
-            config.hidden_size // config.num_attention_heads
-        )
-        dim = int(head_dim * getattr(config, "partial_rotary_factor", 1.0))
-        expected = float(config.rope_theta) ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-        got = buffer.detach().double().cpu()
-        if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-5, atol=0):
-            problems.append(f"{name}.inv_freq differs from rope_theta={config.rope_theta}")
-    return problems
-
-
 def check_loaded(dlm, family) -> None:
     """Raise one BenchError line naming the first problem of a freshly loaded model."""
     backbone = dlm.backbone
@@ -61,7 +35,7 @@ def check_loaded(dlm, family) -> None:
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise BenchError(f"{where} has non-finite values in {bad[0]}{more}: corrupt checkpoint")
-    problems = inv_freq_problems(backbone) + family.rotary_problems(backbone)
+    problems = family.rotary_problems(backbone)
     if problems:
         raise BenchError(f"{where}: {problems[0]}: rotary tables are wrong")
     _probe(dlm, where)
