@@ -25,8 +25,9 @@ import torch
 
 from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
+from harness.load import PhaseLoad, measure_load
 from harness.models.loader import load_model
-from harness.train import total_updates, train_adapter
+from harness.train import total_updates, train_adapter, validate_untrained
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +144,22 @@ def run_cell(
     method = get_method(cell.method)
     adapter = method.apply(dlm, method.config_cls.from_dict(cell.method_config))
     counts = adapter.parameter_counts()
-    monitor.phase("training", total_updates(cell.train, len(train_examples)))
-    trained = train_adapter(
-        dlm,
-        adapter,
-        encode(train_examples),
-        encode(val_examples),
-        cell.train,
-        cell.seed,
-        on_update=lambda step, total, loss: monitor.update(step, loss=loss),
-    )
+    train_load = PhaseLoad()
+    if method.trains:
+        monitor.phase("training", total_updates(cell.train, len(train_examples)))
+        with measure_load() as train_load:
+            trained = train_adapter(
+                dlm,
+                adapter,
+                encode(train_examples),
+                encode(val_examples),
+                cell.train,
+                cell.seed,
+                on_update=lambda step, total, loss: monitor.update(step, loss=loss),
+            )
+    else:  # the base model: no training, but the same validation loss per noise bin
+        monitor.phase("validating", 1)
+        trained = validate_untrained(dlm, encode(val_examples), cell.train)
     adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR)
     device_obj = dlm.device
     record = Record(
@@ -164,7 +171,7 @@ def run_cell(
             "trained": True,  # the adapter is saved: a crash from here on only re-evaluates
             "sampling_steps": [],
             "samplers": [_label(v) for v in request.variants()],
-            "train_examples": len(train_examples),
+            "train_examples": len(train_examples) if method.trains else 0,
             "val_examples": len(val_examples),
             "best_step": trained.best_step,
             "updates": trained.updates,
@@ -178,6 +185,8 @@ def run_cell(
             train_time_s=trained.train_time_s,
             tokens_per_s=trained.tokens_per_s,
             peak_memory_bytes=trained.peak_memory_bytes,
+            train_load_avg=train_load.load_avg,
+            train_cpu_share=train_load.cpu_share,
         ),
         environment=dataclasses.replace(
             collect_environment(
@@ -281,14 +290,18 @@ def evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint=None, prel
     for task, plan in todo.items():
         spec = get_task(task)
         split = preloaded.get(task) or scored_split(cell, task)
-        outcomes = _evaluate_steps(dlm, spec, split.examples, cell, plan, cell_dir, monitor, task)
-        record = _with_evaluation(record, cell, task, split, outcomes)
+        with measure_load() as load:
+            outcomes = _evaluate_steps(
+                dlm, spec, split.examples, cell, plan, cell_dir, monitor, task
+            )
+        record = _with_evaluation(record, cell, task, split, outcomes, load)
         (checkpoint or _no_checkpoint)(record)
     return dataclasses.replace(record, status="done", finished_at=utc_now())
 
 
-def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
-    """The record with ``task``'s new scores, its scored-set provenance and its evaluation entry."""
+def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes, load=None):
+    """The record with ``task``'s new scores, its scored-set provenance and its evaluation entry;
+    the evaluation's load figures are averaged over tasks, weighted by evaluation time."""
     from results.schema import Evaluation, Provenance
     from tasks.registry import get_task
 
@@ -315,12 +328,15 @@ def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
     )
     evaluations.append(entry)
     forwards = sum(e.sampling_forwards for e in evaluations)
+    before, added = record.costs.eval_time_s or 0.0, sum(o.eval_time_s for o in outcomes)
     costs = dataclasses.replace(
         record.costs,
         eval_time_s=sum(e.eval_time_s or 0.0 for e in evaluations),
         time_per_sampling_step_s=(
             sum(e.sampling_time_s or 0.0 for e in evaluations) / forwards if forwards else None
         ),
+        eval_load_avg=_weighted(record.costs.eval_load_avg, before, load, "load_avg", added),
+        eval_cpu_share=_weighted(record.costs.eval_cpu_share, before, load, "cpu_share", added),
     )
     config = dict(record.config)
     config["sampling_steps"] = sorted({*config.get("sampling_steps", []), *entry.steps})
@@ -331,11 +347,20 @@ def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes):
     return dataclasses.replace(
         record,
         config=config,
-        scores=[*record.scores, *(s for o in outcomes for s in _scores(o))],
+        scores=[*record.scores, *(s for o in outcomes for s in _scores(o, split))],
         provenance=provenance,
         evaluations=evaluations,
         costs=costs,
     )
+
+
+def _weighted(old: float | None, old_time: float, load, name: str, new_time: float):
+    """Time-weighted mean of an earlier phase's load figure and a new one (either may be None)."""
+    new = getattr(load, name, None) if load is not None else None
+    if new is None or old is None:
+        return new if old is None else old
+    total = old_time + new_time
+    return (old * old_time + new * new_time) / total if total > 0 else new
 
 
 def _evaluate_steps(dlm, spec, examples, cell, plan, cell_dir, monitor, task) -> list[EvalOutcome]:
@@ -368,11 +393,13 @@ def _evaluate_steps(dlm, spec, examples, cell, plan, cell_dir, monitor, task) ->
     return outcomes
 
 
-def _scores(outcome: EvalOutcome) -> list:
-    """The primary metric with per-example rows first, then the task's other metrics."""
+def _scores(outcome: EvalOutcome, scored_split) -> list:
+    """The primary metric with per-example rows first, then the task's other metrics; each
+    carries the content hash of the scored split it was computed on."""
     from results.schema import Score
 
     s = outcome.score
+    scored_hash = scored_split.provenance.content_hash
     keep = ("id", "prediction", "extracted", "correct", "correct_norm", "status")
     primary = Score(
         task=s.task,
@@ -384,6 +411,7 @@ def _scores(outcome: EvalOutcome) -> list:
         per_example=[{k: row[k] for k in keep if k in row} for row in s.per_example],
         sampler=outcome.sampler,
         sampling=outcome.sampling.to_dict() if outcome.sampling is not None else None,
+        scored_set_hash=scored_hash,
     )
     extra = [
         Score(
@@ -394,6 +422,7 @@ def _scores(outcome: EvalOutcome) -> list:
             protocol=s.protocol,
             steps=outcome.steps,
             sampler=outcome.sampler,
+            scored_set_hash=scored_hash,
         )
         for name, v in s.extra.items()
         if not name.startswith("programs_")

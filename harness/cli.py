@@ -120,6 +120,9 @@ def _grid_spec(
     name = "demo"
     if preset and config:
         raise BenchError("give either --preset or --config, not both")
+    plain = methods is tasks is model is seeds is ranks is steps is limit is sets is None
+    if plain and not preset and not config:
+        preset = "demo"  # `bench run` alone (`make demo`) runs the demo preset
     if preset:
         from reports.presets import load_preset
 
@@ -294,7 +297,7 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
             f"{cell.task} ({cell.train.data})",
             ",".join(cell.evaluated_tasks),
             str(cell.seed),
-            str(cell.rank),
+            "-" if cell.rank is None else str(cell.rank),
             ", ".join(f"{k}={v}" for k, v in cell.axes.items()) or "-",
             "?" if cost.updates is None else str(cost.updates),
             ",".join(map(str, request.steps)),
@@ -317,6 +320,32 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
     notes = sorted({r.cell.train_data_note for r in requests if r.cell.train_data_note})
     for line in [*notes, *missing_data([r.cell for r in requests])]:
         console.print(line, highlight=False, soft_wrap=True)
+    for line in _power_lines([r.cell for r in requests]):
+        console.print(line)
+
+
+def _power_lines(cells) -> list[str]:
+    """Per evaluated task, the minimum detectable paired effect the grid can see
+    (reports/power.py)."""
+    from methods.registry import get_method
+    from reports.power import planning_line
+    from tasks.registry import get_task
+
+    seeds: dict[str, set[int]] = {}
+    sizes: dict[str, int | None] = {}
+    for cell in cells:
+        for task in cell.evaluated_tasks:
+            if get_method(cell.method).trains:
+                seeds.setdefault(task, set()).add(cell.seed)
+            known = [n for n in (cell.eval.limit, get_task(task).test_size) if n]
+            sizes.setdefault(task, min(known) if known else None)
+    lines = []
+    for task, task_seeds in seeds.items():
+        if sizes[task] is None:
+            lines.append(f"{task}: the MDE depends on the test set size: see the report")
+        else:
+            lines.append(planning_line(task, sizes[task], len(task_seeds)))
+    return lines
 
 
 @app.command()
@@ -363,6 +392,8 @@ def list_methods_cmd() -> None:
         )
         for f in row.fields:
             table.add_row(f.name, repr(f.default), f.help)
+        if not row.fields:
+            table.add_row("-", "-", "no settings")
         console.print(table)
 
 

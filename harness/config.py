@@ -123,8 +123,10 @@ class CellConfig:
         return dataclasses.asdict(self)
 
     @property
-    def rank(self) -> int:
-        return int(self.method_config["rank"])
+    def rank(self) -> int | None:
+        """The adapter rank; None for a method without one (the base model)."""
+        rank = self.method_config.get("rank")
+        return None if rank is None else int(rank)
 
     @property
     def cell_id(self) -> str:
@@ -135,7 +137,8 @@ class CellConfig:
         identity["eval"] = {k: v for k, v in identity["eval"].items() if k not in EVAL_ONLY_FIELDS}
         blob = json.dumps(identity, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-        return f"{self.method}-{self.task}-r{self.rank}-s{self.seed}-{digest}"
+        rank = "" if self.rank is None else f"-r{self.rank}"
+        return f"{self.method}-{self.task}{rank}-s{self.seed}-{digest}"
 
 
 def is_tiny(model: str) -> bool:

@@ -69,6 +69,8 @@ def token_labels(cost: Cost) -> tuple[str, str]:
 
 def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
     """The cell's cost; real models are costed on ``device`` (see harness.costs.planning_device)."""
+    from methods.registry import get_method
+
     cell = request.cell
     if not is_tiny(cell.model):
         from harness.costs import planning_device
@@ -85,7 +87,9 @@ def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
             fit_problem(real, cell),
         )
     train = cell.train
-    if train.steps is not None:
+    if not get_method(cell.method).trains:
+        updates = 0  # the base model is only evaluated
+    elif train.steps is not None:
         updates = train.steps
     else:
         n = train.train_limit or 1000

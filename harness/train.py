@@ -23,7 +23,6 @@ from harness.diffusion import (
     mask_response,
     masked_token_ce,
     noise_bin_edges,
-    stratified_levels,
 )
 from harness.models.dlm import DiffusionLM
 
@@ -96,7 +95,7 @@ def train_adapter(
     masking = MaskingConfig(config.masking, normalize=config.normalize)
     params = adapter.trainable_parameters()
     optimizer = torch.optim.AdamW(
-        params,
+        adapter.optimizer_groups(),
         lr=config.lr,
         betas=(config.beta1, config.beta2),
         eps=config.eps,
@@ -116,7 +115,7 @@ def train_adapter(
     for step in range(total):
         lr = lr_at(step, total, config)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         adapter.on_step(step, total)
         step_loss = 0.0
         for _ in range(config.grad_accum):
@@ -159,6 +158,23 @@ def train_adapter(
     return result
 
 
+def validate_untrained(
+    dlm: DiffusionLM, val_data: Sequence[Encoded], config: TrainConfig
+) -> TrainResult:
+    """The validation loss per noise bin of a model that is not trained (the base model), with
+    exactly the draws :func:`train_adapter` uses, so its curve sits beside the adapters'."""
+    dlm.eval()
+    masking = MaskingConfig(config.masking, normalize=config.normalize)
+    result = TrainResult(updates=0)
+    if val_data:
+        result.val_bins = validation_loss(dlm, val_data, config, masking)
+        result.best_val_loss = sum(b["weighted_loss"] for b in result.val_bins) / len(
+            result.val_bins
+        )
+    result.peak_memory_bytes = peak_memory_bytes(dlm.device)
+    return result
+
+
 def _to(batch, device):
     if batch.target_ids.device == device:
         return batch
@@ -179,10 +195,12 @@ def _to(batch, device):
 def validation_loss(
     dlm: DiffusionLM, val_data: Sequence[Encoded], config: TrainConfig, masking: MaskingConfig
 ) -> list[dict]:
-    """Loss per noise bin on the held-out examples, with the same draws for every method.
+    """Loss per noise bin on the held-out examples, with the same masks for every method.
 
-    For each bin, every example is noised at a level drawn inside the bin; we report the
-    1/p-weighted loss (the training objective) and the plain cross-entropy per masked token.
+    Every validation example is noised at every bin's mid level (so each bin holds all the
+    examples and the curve is smooth enough to read), with masks drawn from a fixed seed; we
+    report the 1/p-weighted loss (the training objective) and the plain cross-entropy per masked
+    token.
     """
     device = dlm.device
     tok = dlm.tokenizer
@@ -195,7 +213,7 @@ def validation_loss(
             ids, response = build_sft_batch(
                 [p for p, _ in chunk], [a for _, a in chunk], tok.eos_token_id, config.max_length
             )
-            t = stratified_levels(len(chunk), lo, hi, generator)
+            t = torch.full((len(chunk),), (lo + hi) / 2)
             batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
             with autocast_for(device):
                 logits = dlm(batch.input_ids.to(device), batch.noise_level.to(device))

@@ -162,6 +162,10 @@ class Adapter:
         """What the optimizer should get. NaRA's hypernetwork is included even during stage 1."""
         return [p for p in self.adapter_parameters() if p.requires_grad]
 
+    def optimizer_groups(self) -> list[dict]:
+        """Parameter groups for the optimizer; ``lr_scale`` multiplies the scheduled rate."""
+        return [{"params": self.trainable_parameters(), "lr_scale": 1.0}]
+
     def parameter_counts(self) -> ParamCounts:
         params = unique_parameters(self.dlm)
         return ParamCounts(
@@ -206,6 +210,7 @@ class Method:
     description: ClassVar[str]
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     noise_aware: ClassVar[bool] = False
+    trains: ClassVar[bool] = True  # False: nothing to fine-tune (the unadapted base model)
 
     def config(self, **fields: Any) -> MethodConfig:
         """A validated config from keyword fields (unknown names raise :class:`BenchError`)."""

@@ -42,9 +42,17 @@ class CoreConfig(MethodConfig):
             "one core for all layers (global) | per module_type (q_proj...) | per layer"
         ),
     )
+    core_lr_scale: float = field(
+        default=1.0,
+        metadata=_help(
+            "learning rate of the core parameters (P or the hypernetwork) relative to A and B"
+        ),
+    )
 
     def validate(self) -> None:
         super().validate()
+        if not isinstance(self.core_lr_scale, (int, float)) or not self.core_lr_scale > 0:
+            raise BenchError(f"core_lr_scale must be a positive number, got {self.core_lr_scale!r}")
         if not isinstance(self.c_scale, (int, float)) or not self.c_scale > 0:
             raise BenchError(f"c_scale must be a positive number, got {self.c_scale!r}")
         if self.core_sharing not in SHARINGS:
@@ -87,6 +95,17 @@ class CoreAdapter(Adapter):
 
     def core_parameters(self) -> list[nn.Parameter]:
         return list(self.bank.parameters())
+
+    def optimizer_groups(self) -> list[dict]:
+        """A and B at the base learning rate; the core's parameters at ``core_lr_scale`` times
+        it (with the release's eta = 0.1 the core barely moves at a small budget otherwise)."""
+        core = {id(p) for p in self.core_parameters()}
+        params = self.trainable_parameters()
+        groups = [{"params": [p for p in params if id(p) not in core], "lr_scale": 1.0}]
+        core_params = [p for p in params if id(p) in core]
+        if core_params:
+            groups.append({"params": core_params, "lr_scale": float(self.config.core_lr_scale)})
+        return groups
 
     def save(self, folder: str | Path) -> Path:
         """peft's folder, marked so that stock peft refuses it (see :mod:`methods.peft_guard`)."""

@@ -258,3 +258,34 @@ def update_norms(adapter_dir: str | Path, ts: np.ndarray) -> dict[str, np.ndarra
     if not sums:
         raise BenchError(f"{adapter_dir} has no LoRA factors")
     return {t: (sums[t] / counts[t]).numpy() for t in sorted(sums)}
+
+
+def relative_core_effect(adapter_dir: str | Path, ts: np.ndarray) -> np.ndarray | None:
+    """||B (C(t) - I)^T A||_F / ||B A||_F over all adapted layers together, for each t.
+
+    How much the core changes the low-rank update: 0 when C = I (at initialisation, or a core
+    that never moved), so a static-core or NaRA adapter is then plain LoRA. Static cores give the
+    same value for every t; an adapter with no update yet (B = 0, at initialisation) gives 0.
+    None for adapters without a core (LoRA, DoRA).
+    """
+    name, config, bank, state, _ = offline_bank(adapter_dir)
+    if bank is None:
+        return None
+    cores = _cores(bank, config.rank, ts)
+    sharing = getattr(config, "core_sharing", "global")
+    eye = torch.eye(config.rank, dtype=torch.float64)
+    delta_sq = torch.zeros(len(np.asarray(ts).reshape(-1)), dtype=torch.float64)
+    plain_sq = torch.zeros((), dtype=torch.float64)
+    for key, weight_a in state.items():
+        if not key.endswith(".lora_A.weight"):
+            continue
+        layer = key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+        weight_b = state[key.replace(".lora_A.weight", ".lora_B.weight")].double()
+        gram_a = weight_a.double() @ weight_a.double().T
+        gram_b = weight_b.T @ weight_b
+        m = (cores[_key(group_of(layer, sharing))] - eye).transpose(-1, -2)
+        delta_sq += torch.einsum("tji,jk,tkl,li->t", m, gram_b, m, gram_a)
+        plain_sq += torch.trace(gram_b @ gram_a)
+    if plain_sq <= 0:
+        return np.zeros(len(delta_sq))
+    return (delta_sq.clamp(min=0) / plain_sq).sqrt().numpy()

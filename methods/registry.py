@@ -11,13 +11,15 @@ from torch import nn
 
 from harness.errors import BenchError
 from methods.base import Adapter, Method, read_method_record
+from methods.base_model import BaseModelMethod
 from methods.dora import DoraMethod
 from methods.lora import LoraMethod
 from methods.nara import NaraMethod
 from methods.static_core import StaticCoreMethod
 
 METHODS: dict[str, Method] = {
-    m.name: m for m in (LoraMethod(), DoraMethod(), StaticCoreMethod(), NaraMethod())
+    m.name: m
+    for m in (BaseModelMethod(), LoraMethod(), DoraMethod(), StaticCoreMethod(), NaraMethod())
 }
 
 

@@ -23,6 +23,9 @@ import pandas as pd
 
 from harness.errors import BenchError
 from reports import plots
+from reports.calibration import aa_table
+from reports.contention import contention_notes
+from reports.cores import core_table
 from reports.presets import list_presets, load_grid_file, load_preset
 from reports.sampler import sampler_markdown
 from reports.tables import (
@@ -162,6 +165,8 @@ def _section_markdown(data: ReportData, section: dict[str, Any], out: Path) -> l
     lines = [f"## {section.get('section') or 'Preset section'}", ""]
     if section.get("note"):
         lines += [str(section["note"]).strip(), ""]
+    if section.get("check") == "aa":
+        return lines + _table_markdown(aa_table(data.examples, data.layout.tasks), out)
     axis = section.get("focus_axis")
     if axis is None:
         lines += ["The main table above is this section's result.", ""]
@@ -228,9 +233,14 @@ def _plots_markdown(data: ReportData, out: Path) -> list[str]:
     plot_notes: list[str] = []
     figs: list[tuple[str, Path]] = []
     paths, notes = plots.plot_noise_loss(records, lay, out)
-    figs += [("Validation loss per noise bin", paths[0])] if paths else []
+    figs += [("Validation loss per noise bin (bands: range over seeds)", paths[0])] if paths else []
     figs += [(f"Difference to {baseline} per noise bin", paths[1])] if len(paths) > 1 else []
     plot_notes += notes
+    if paths:
+        plot_notes.append(
+            "Validation loss: every validation example at every bin's mid noise level, with the "
+            "same seeded masks for every method (and for the base model, which is not trained)."
+        )
     p = plots.plot_steps(frame, lay, out)
     if p is not None:
         figs.append(("Score against sampling steps", p))
@@ -290,13 +300,20 @@ def build_report(
     lines += sampler_markdown(records, data.examples, out, _table_markdown)
 
     lines += ["## Costs", ""]
-    lines += _table_markdown(costs_table(frame, lay), out)
+    costs = costs_table(frame, lay)
+    costs.notes += contention_notes(records)
+    lines += _table_markdown(costs, out)
 
     lines += ["## Statistics", ""]
     s_tables, s_long = stats_tables(frame, data.examples, lay)
     for t in s_tables:
         lines += _table_markdown(t, out)
     atomic_write_text(out / "stats_long.csv", s_long.to_csv(index=False))
+
+    cores = core_table(records, frame, data.examples, lay)
+    if cores is not None:
+        lines += ["## Core visibility", ""]
+        lines += _table_markdown(cores, out)
 
     lines += ["## Noise-level analysis", ""]
     if make_plots:

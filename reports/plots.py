@@ -140,6 +140,10 @@ def plot_noise_loss(
                     label=series_label(key),
                     color=colors[key],
                 )
+                if len(c[m]) > 1:  # a band from the lowest to the highest seed
+                    with np.errstate(all="ignore"):
+                        lo, hi = np.nanmin(np.vstack(c[m]), 0), np.nanmax(np.vstack(c[m]), 0)
+                    ax.fill_between(c["mid"], lo, hi, color=colors[key], alpha=0.15, lw=0)
             ax.set_title(f"{task}: {name}")
             ax.set_xlabel("noise level t (bin centre)")
             ax.set_ylabel(name)

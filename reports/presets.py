@@ -11,7 +11,7 @@ A grid file (read by the runner for ``bench run --preset NAME`` and by the repor
     model: tiny                        # optional, default tiny
     real: {tasks: [commonsense, math]} # optional: replaces these keys when --model is a real model
     description: ...                   # optional
-    report: {section: title, focus_axis: name, reference: value, note: text}   # optional
+    report: {section: title, focus_axis: name, reference: value, note: text, check: aa}
 
 Every shipped preset is written for the tiny model (synthetic suites, small budgets) and has a
 ``real`` section with the release's version (the paper's suites and test sets); with
@@ -48,7 +48,8 @@ GRID_KEYS = {
     "real",
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
-REPORT_KEYS = {"section", "focus_axis", "reference", "note"}
+REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
+REPORT_CHECKS = ("aa",)  # report.check: a calibration section (reports/calibration.py)
 DEFAULT_MODEL = "tiny"
 
 
@@ -107,6 +108,10 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
     bad = sorted(set(report) - REPORT_KEYS)
     if bad:
         raise BenchError(f"{where}: unknown report key(s) {bad}; valid: {sorted(REPORT_KEYS)}")
+    if report.get("check") is not None and report["check"] not in REPORT_CHECKS:
+        raise BenchError(
+            f"{where}: unknown report.check {report['check']!r}; valid: {', '.join(REPORT_CHECKS)}"
+        )
     focus = report.get("focus_axis")
     if focus is not None:
         valid = {"rank", "steps", "seed", *sets}

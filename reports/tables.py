@@ -25,12 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.stats import BootstrapCI, mean_std, paired_bootstrap
+from reports.pairing import (
+    CI_MARK,
+    NOT_PAIRED_NOTE,
+    paired_comparison,
+    paired_text,
+    repeat_untrained_over_seeds,
+    untrained_methods,
+)
+from reports.stats import mean_std
 from results.schema import Record
 from results.store import BASE_COLUMNS, COST_COLUMNS
 
-METHOD_ORDER = ("lora", "dora", "static_core", "nara")
-CI_MARK = "*"
+METHOD_ORDER = ("base", "lora", "dora", "static_core", "nara")
 NOT_RUN = "—"
 
 
@@ -308,9 +315,10 @@ def task_entry(rows: pd.DataFrame, task: str, lay: Layout) -> Entry:
     done = rows[(rows["status"] == "done") & (rows["task"] == task) & (rows["metric_index"] == 0)]
     per_seed = done.groupby("seed")["value"].mean().dropna().to_dict()
     cts = lay.task_cells.get(task, {task})
+    once = not rows.empty and set(rows["method"]) <= untrained_methods()  # evaluated once
     return Entry(
         per_seed={int(k): float(v) for k, v in per_seed.items()},
-        n_expected=len(lay.seeds),
+        n_expected=1 if once else len(lay.seeds),
         n_failed=_cells_with_status(rows, "failed", cts),
         n_running=_cells_with_status(rows, "running", cts),
     )
@@ -321,6 +329,7 @@ def average_entry(entries: list[Entry], n_expected: int) -> Entry:
     a value for it. Failures and running cells are summed."""
     if not entries:
         return Entry({}, n_expected)
+    n_expected = min(n_expected, *(e.n_expected for e in entries))  # 1 for the base model
     common = set(entries[0].per_seed)
     for e in entries[1:]:
         common &= set(e.per_seed)
@@ -494,17 +503,6 @@ def _select_examples(ex: pd.DataFrame, key, combo, task: str) -> pd.DataFrame:
     return ex[mask]
 
 
-def ci_text(ci: BootstrapCI, scale: float) -> str:
-    if ci.n == 0:
-        return "n/a (no paired examples)"
-    d = 1 if scale == 100.0 else 3
-    mark = CI_MARK if ci.excludes_zero else ""
-    return (
-        f"{ci.mean * scale:+.{d}f}{mark} [{ci.lo * scale:+.{d}f}, {ci.hi * scale:+.{d}f}] "
-        f"(n={ci.n})"
-    )
-
-
 def stats_tables(
     frame: pd.DataFrame, examples: pd.DataFrame, lay: Layout
 ) -> tuple[list[Table], pd.DataFrame]:
@@ -513,6 +511,7 @@ def stats_tables(
     long frame of the numbers."""
     tables, long_rows = [], []
     unit = "points" if lay.scale == 100.0 else "metric units"
+    examples = repeat_untrained_over_seeds(examples, lay.seeds)
     for combo, g in groups(frame, lay):
         keys = row_keys(g, lay)
         base_keys = [k for k in keys if k[0] == lay.baseline]
@@ -528,6 +527,7 @@ def stats_tables(
             tables.append(t)
             continue
         base = base_keys[0]
+        refused = False
         for key in keys:
             if key == base:
                 continue
@@ -535,8 +535,10 @@ def stats_tables(
             for task in lay.tasks:
                 a = _select_examples(examples, key, combo, task)
                 b = _select_examples(examples, base, combo, task)
-                ci = paired_bootstrap(a, b)
-                cells.append(ci_text(ci, lay.scale))
+                result = paired_comparison(a, b)
+                ci = result.ci
+                refused = refused or result.refused
+                cells.append(paired_text(result, lay.scale))
                 long_rows.append(
                     {
                         "group": suffix,
@@ -548,13 +550,26 @@ def stats_tables(
                         "ci_hi": ci.hi,
                         "n_pairs": ci.n,
                         "excludes_zero": ci.excludes_zero,
+                        "discordance": result.discordance,
+                        "mde": result.mde,
+                        "paired": not result.refused,
                     }
                 )
             t.add_row(cells)
         t.notes.append(
             f"{CI_MARK} the 95% interval excludes zero. Pairs are (example id, seed) evaluated by "
-            "both; n = number of pairs; 2000 seeded bootstrap resamples over pairs."
+            "both; n = number of pairs; 2000 seeded bootstrap resamples over pairs. MDE: the "
+            "smallest true difference this comparison detects with 80% power at alpha 0.05, "
+            "from n and the observed fraction of pairs that disagree (reports/power.py); an "
+            "interval that includes zero says little about differences below it."
         )
+        if set(g["method"]) & untrained_methods():
+            t.notes.append(
+                "The base model is evaluated once; its per-example results are paired with "
+                "every seed of the other side."
+            )
+        if refused:
+            t.notes.append(NOT_PAIRED_NOTE)
         tables.append(t)
     return tables, pd.DataFrame(long_rows)
 
@@ -570,6 +585,7 @@ def focus_stats_table(
         title=f"Paired difference to {fmt_axis(axis, reference)} ({unit}, 95% bootstrap CI)",
         columns=["method", *lay.tasks],
     )
+    examples = repeat_untrained_over_seeds(examples, lay.seeds)
     for combo, g in groups(frame, lay):
         for key in row_keys(g, lay):
             sub = dict(key[1])
@@ -586,7 +602,7 @@ def focus_stats_table(
             for task in lay.tasks:
                 a = _select_examples(examples, key, combo, task)
                 b = _select_examples(examples, ref_key, combo, task)
-                cells.append(ci_text(paired_bootstrap(a, b), lay.scale))
+                cells.append(paired_text(paired_comparison(a, b), lay.scale))
             t.add_row(cells)
     if not t.rows:
         t.notes.append(f"No cells with {axis} other than {reference!r} to compare.")

@@ -15,6 +15,8 @@ Conventions (the runner fills, the report relies on them):
   accuracy-like metrics); ``value`` must equal the mean of ``correct`` when per-example data is
   present. A ``--steps`` axis is recorded as several scores that differ only in ``steps``. When a
   task has several metrics, list its primary metric first: the main table uses the first one.
+- ``Score.scored_set_hash`` is the content hash of the scored examples; the report pairs two
+  cells' examples only when their hashes agree.
 - ``val_loss_bins``: 10 bins of the noise level t over [0, 1]; ``weighted_loss`` is the
   1/t-weighted diffusion loss, ``ce_per_token`` the plain cross-entropy per masked token.
 - ``costs.total_params`` counts the BASE model's parameters (without the adapter), so the report's
@@ -94,6 +96,8 @@ class Score:
     # the sampler did (forwards, row_forwards, tokens, time_s, tokens_per_s, cache_used, ...)
     sampler: str | None = None
     sampling: dict[str, Any] | None = None
+    # Content hash of the scored examples: two scores pair example by example only if equal.
+    scored_set_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -104,6 +108,7 @@ class Score:
             "protocol": self.protocol,
             "steps": self.steps,
             "per_example": [dict(e) for e in self.per_example],
+            "scored_set_hash": self.scored_set_hash,
         }
         if self.sampler is not None:
             out["sampler"] = self.sampler
@@ -130,6 +135,7 @@ class Score:
             per_example=[dict(e) for e in per_example],
             sampler=d.get("sampler"),
             sampling=dict(d["sampling"]) if d.get("sampling") else None,
+            scored_set_hash=d.get("scored_set_hash"),
         )
 
 
@@ -193,6 +199,11 @@ class Costs:
     peak_memory_bytes: int | None = None
     eval_time_s: float | None = None
     time_per_sampling_step_s: float | None = None
+    # How busy the machine was while training / evaluation were timed (harness/load.py).
+    train_load_avg: float | None = None
+    train_cpu_share: float | None = None
+    eval_load_avg: float | None = None
+    eval_cpu_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

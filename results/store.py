@@ -345,7 +345,8 @@ def _mindex(r: Record, s: Any) -> int:
 
 def examples_frame(records: list[Record]) -> pd.DataFrame:
     """One row per cell x score x example: the per-example correctness the statistics pair up.
-    Columns: cell_id, method, seed, rank, task, metric, steps, every axis, id, correct (float)."""
+    Columns: cell_id, method, seed, rank, task, metric, steps, scored_set_hash, every axis, id,
+    correct (float), prediction (the raw output, else the extracted answer, as text)."""
     axes = [a for a in axis_names(records) if a not in BASE_COLUMNS and a not in COST_COLUMNS]
     parts: list[pd.DataFrame] = []
     for r in records:
@@ -358,6 +359,7 @@ def examples_frame(records: list[Record]) -> pd.DataFrame:
                 {
                     "id": [str(e["id"]) for e in s.per_example],
                     "correct": [float(e["correct"]) for e in s.per_example],
+                    "prediction": [_prediction_text(e) for e in s.per_example],
                 }
             )
             part["cell_id"] = r.cell_id
@@ -369,14 +371,24 @@ def examples_frame(records: list[Record]) -> pd.DataFrame:
             part["metric_index"] = _mindex(r, s)
             part["steps"] = s.steps
             part["sampler"] = _sampler(s)
+            part["scored_set_hash"] = s.scored_set_hash
             for a in axes:
                 part[a] = _scalar(r.axes.get(a))
             parts.append(part)
     cols = ["cell_id", "method", "seed", "rank", "task", "metric", "metric_index", "steps"]
-    cols += axes + ["sampler", "id", "correct"]
+    cols += ["scored_set_hash", *axes, "sampler", "id", "correct", "prediction"]
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+def _prediction_text(example: dict) -> str | None:
+    """What the model answered: its raw output (the chosen index for log-likelihood tasks),
+    else the extracted answer."""
+    for key in ("prediction", "extracted"):
+        if example.get(key) is not None:
+            return str(example[key])
+    return None
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:

@@ -43,6 +43,7 @@ def make_record(
     adapter_dir: str | None = None,
     error: str | None = None,
     train_time_s: float = 10.0,
+    scored_set_hash: str | None = None,
 ) -> Record:
     """A record whose score equals the mean of its per-example ``correct`` values (ids ex0,
     ex1, ...). ``correct`` may map sampling-step counts to lists to record several steps.
@@ -70,7 +71,16 @@ def make_record(
             ]
             value = sum(float(v) for v in values) / len(values)
             scores.append(
-                Score(task, metric, value, len(values), "generate", steps, per_example=per)
+                Score(
+                    task,
+                    metric,
+                    value,
+                    len(values),
+                    "generate",
+                    steps,
+                    per_example=per,
+                    scored_set_hash=scored_set_hash,
+                )
             )
     nb = []
     if status == "done" and bins is not None:

@@ -91,7 +91,8 @@ def extract_answer(spec: TaskSpec, example: Example, output: str) -> tuple[Any, 
         got = scoring.first_match(output, spec.pattern or "")
         return got, got is not None and got == (example.answer or "").lower()
     if spec.kind == "number":
-        num = scoring.last_number(output)
+        last = spec.meta.get("number_rule") == "last"
+        num = scoring.last_number(output) if last else scoring.stated_number(output)
         return num, scoring.numbers_match(num, scoring.parse_number(example.answer))
     if spec.kind == "boxed":
         boxed = scoring.last_boxed(output)

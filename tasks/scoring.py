@@ -1,8 +1,10 @@
 """Answer extraction and checking, one small pure function per protocol.
 
 - choice tasks (LLM-Adapters): the FIRST match of the task's pattern (case-insensitive);
-- math word problems: the LAST number of the output (commas stripped), correct within 1e-3;
-- MATH-500: the last \\boxed{} answer, normalised, compared as strings and numerically;
+- math word problems: the number stated after "#### " or "The answer is", else the LAST number
+  of the output (commas stripped), correct within 1e-3;
+- MATH-500: the last \\boxed{} answer, normalised, compared as strings, numerically, then
+  symbolically with math-verify;
 - letter tasks: the first standalone letter A-D;
 - log-likelihood multiple choice: acc and acc_norm (log-likelihood per character, as lm-eval);
 - code: completion post-processing, and pass@k with the unbiased estimator of Chen et al. (2021).
@@ -49,6 +51,18 @@ def last_number(output: str) -> float | None:
     """The last number in `output` after removing thousands commas."""
     found = _NUMBER.findall(output.replace(",", ""))
     return float(found[-1]) if found else None
+
+
+_STATED = re.compile(r"(?:####|the answer is:?)\s*\$?\s*(-?[\d,]*\.?\d+)", re.IGNORECASE)
+
+
+def stated_number(output: str) -> float | None:
+    """GSM8K's rule: the number after the first "#### N" or "The answer is N" when the output
+    states one (text after it does not matter), else the last number of the output."""
+    m = _STATED.search(output)
+    if m:
+        return parse_number(m.group(1))
+    return last_number(output)
 
 
 def parse_number(text: str | None) -> float | None:
@@ -137,14 +151,38 @@ def _math_value(s: str) -> float | None:
 
 
 def math_equal(pred: str | None, gold: str | None) -> bool:
-    """Normalised string equality, or numeric equality when both sides parse as numbers."""
+    """Normalised string equality, numeric equality when both sides parse as numbers, and
+    otherwise symbolic equality with math-verify (``\\sqrt{2}/2`` = ``\\frac{\\sqrt2}{2}``,
+    ``(x+1)^2`` = ``x^2+2x+1``)."""
     if pred is None or gold is None:
         return False
     a, b = normalize_math(pred), normalize_math(gold)
     if a == b:
         return True
     va, vb = _math_value(a), _math_value(b)
-    return va is not None and vb is not None and math.isclose(va, vb, rel_tol=1e-6, abs_tol=1e-9)
+    if va is not None and vb is not None:
+        return math.isclose(va, vb, rel_tol=1e-6, abs_tol=1e-9)
+    return symbolic_equal(pred, gold)
+
+
+def symbolic_equal(pred: str, gold: str) -> bool:
+    """math-verify's verdict on two LaTeX answers (the contents of \\boxed{}). Its time limits
+    use SIGALRM, which only the main thread may set; elsewhere they are off."""
+    import logging
+    import threading
+
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    limit = 5 if threading.current_thread() is threading.main_thread() else None
+    try:
+        gold_parsed = parse(f"${gold}$", parsing_timeout=limit)
+        pred_parsed = parse(f"${pred}$", parsing_timeout=limit)
+        if not gold_parsed or not pred_parsed:
+            return False
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=limit))
+    except Exception:  # noqa: BLE001 - an unparsable answer is a wrong answer
+        return False
 
 
 # --------------------------------------------------------------------------------------------

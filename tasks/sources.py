@@ -445,6 +445,11 @@ class TaskData:
     test: LoadedSplit
 
 
+# The fallback carve never follows the run's seed: every seed scores the same examples, so seeds
+# differ only in training and their results can be paired example by example.
+CARVE_SEED = 0
+
+
 def carve(
     examples: list[Example], task: str, seed: int, k: int
 ) -> tuple[list[Example], list[Example]]:
@@ -485,8 +490,9 @@ def load_task_data(
     """Training split and scored split for one task.
 
     The training split is a local file, the hub, or (when neither is reachable and
-    `allow_fallback`) the task's fallback: a disjoint split (e.g. ARC validation) or a seeded carve
-    of the eval set, which is then REMOVED from the scored part. `limit` caps the scored part (first
+    `allow_fallback`) the task's fallback: a disjoint split (e.g. ARC validation) or a carve of
+    the eval set with the fixed seed :data:`CARVE_SEED` (recorded), which is then REMOVED from the
+    scored part. `seed` only picks the training draw of synthetic tasks. `limit` caps the scored part (first
     N after carving), `train_limit` the training split.
     """
     if spec.make_split is not None:
@@ -543,12 +549,14 @@ def load_task_data(
         )
         test = _finish(test_examples, test_kind, test_detail, "test", limit)
         return TaskData(spec.name, train, test)
-    carved, scored = carve(test_examples, spec.name, seed, carve_size(spec, len(test_examples)))
+    carved, scored = carve(
+        test_examples, spec.name, CARVE_SEED, carve_size(spec, len(test_examples))
+    )
     k = len(carved)
     train = _finish(
         carved,
         "fallback",
-        f"{test_detail} carve seed={seed} k={k}/{len(test_examples)}",
+        f"{test_detail} carve seed={CARVE_SEED} k={k}/{len(test_examples)}",
         "train",
         train_limit,
         fallback_of="train",
@@ -560,7 +568,7 @@ def load_task_data(
         test_detail,
         "test",
         limit,
-        note=f"scored part excludes {k} examples carved for fallback training (seed {seed})",
+        note=f"scored part excludes {k} examples carved for fallback training (carve seed {CARVE_SEED})",
     )
     return TaskData(spec.name, train, test)
 

@@ -134,13 +134,21 @@ def split_of(prompt: str) -> str:
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
+def all_families() -> dict[str, SyntheticFamily]:
+    """The in-distribution families (in the base's pretraining mix) and the unseen ones (not)."""
+    from tasks.unseen import UNSEEN_TASKS
+
+    return {**SYNTHETIC_TASKS, **UNSEEN_TASKS}
+
+
 def make_split(name: str, split: str, n: int, seed: int = 0) -> list[Example]:
     """``n`` distinct examples of one family's split, deterministic for (name, split, n, seed)."""
-    if name not in SYNTHETIC_TASKS:
-        raise BenchError(f"unknown synthetic task {name!r}; valid: {', '.join(SYNTHETIC_TASKS)}")
+    families = all_families()
+    if name not in families:
+        raise BenchError(f"unknown synthetic task {name!r}; valid: {', '.join(families)}")
     if split not in SPLITS:
         raise BenchError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    family = SYNTHETIC_TASKS[name]
+    family = families[name]
     rng = random.Random(f"{name}/{split}/{seed}")
     seen: set[str] = set()
     examples: list[Example] = []
@@ -170,7 +178,8 @@ def make_split(name: str, split: str, n: int, seed: int = 0) -> list[Example]:
 
 
 def pretraining_examples(n_per_family: int, seed: int) -> list[Example]:
-    """Examples for pretraining the tiny base: train-split prompts only, never validation or test."""
+    """Examples for pretraining the tiny base: train-split prompts only, never validation or test,
+    and only the in-distribution families (never ``tasks.unseen``)."""
     return [
         ex
         for name in SYNTHETIC_TASKS

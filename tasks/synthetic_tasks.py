@@ -12,7 +12,8 @@ from __future__ import annotations
 from functools import partial
 
 from tasks.base import Example, TaskSpec
-from tasks.synthetic import SYNTHETIC_TASKS, make_split
+from tasks.synthetic import all_families, make_split
+from tasks.unseen import UNSEEN_TASKS
 
 
 def synth_code_program(example: Example, completion: str) -> str:
@@ -26,6 +27,9 @@ def _make(name: str, split: str, n: int, seed: int) -> list[Example]:
 
 
 _KIND = {"math": "number", "commonsense": "word", "code": "code"}
+# The unseen families have larger test splits, so that a demo can reach a small MDE (the choice
+# family holds about 500 distinct test prompts).
+_SIZES = {name: {"sizes": {"test": 400}} for name in UNSEEN_TASKS}
 
 TASKS: tuple[TaskSpec, ...] = tuple(
     TaskSpec(
@@ -39,7 +43,7 @@ TASKS: tuple[TaskSpec, ...] = tuple(
         code_mode="body",
         make_split=partial(_make, family.name),
         description=family.description,
-        meta={"sub_suite": family.suite},
+        meta={"sub_suite": family.suite, **_SIZES.get(family.name, {})},
     )
-    for family in SYNTHETIC_TASKS.values()
+    for family in all_families().values()
 )

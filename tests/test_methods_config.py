@@ -21,12 +21,14 @@ def make_dlm(seed: int = 0) -> DiffusionLM:
     return DiffusionLM(TinyDLLM(config), CharTokenizer(), ModelInfo("tiny", "tiny", "test"))
 
 
-def test_registry_has_the_four_methods():
-    assert [row.name for row in list_methods()] == ["lora", "dora", "static_core", "nara"]
+def test_registry_has_the_base_row_and_the_four_methods():
+    names = [row.name for row in list_methods()]
+    assert names == ["base", "lora", "dora", "static_core", "nara"]
+    assert not get_method("base").trains and all(get_method(n).trains for n in names[1:])
 
 
 def test_unknown_method_lists_valid_ones():
-    with pytest.raises(BenchError, match="valid methods are lora, dora, static_core, nara"):
+    with pytest.raises(BenchError, match="valid methods are base, lora, dora, static_core, nara"):
         get_method("loha")
 
 

@@ -14,11 +14,12 @@ EXPECTED = {
     "lambda-definition",
     "steps-scaling",
 }
+OTHER = {"demo", "aa-check"}  # the default demo grid and the calibration check
 
 
 def test_every_preset_loads_and_names_a_valid_focus_axis():
-    assert set(list_presets()) == EXPECTED
-    for name in list_presets():
+    assert set(list_presets()) == EXPECTED | OTHER
+    for name in sorted(EXPECTED):
         g = load_preset(name)
         assert g["name"] == name and g["model"] == "tiny"
         assert g["seeds"] == [0, 1, 2]
@@ -42,7 +43,7 @@ def test_preset_contents():
 
 def test_unknown_preset_lists_the_available_ones():
     with pytest.raises(
-        BenchError, match="unknown preset 'nara-mian'; available: lambda-definition"
+        BenchError, match="unknown preset 'nara-mian'; available: aa-check, demo, lambda-definition"
     ):
         load_preset("nara-mian")
 
@@ -119,3 +120,16 @@ def test_report_builds_the_section_of_every_preset(tmp_path, name):
             assert f"{focus}={v}" in text, (focus, v)
     if "reference" in grid["report"]:
         assert f"Paired difference to {focus}={grid['report']['reference']}" in text
+
+
+def test_aa_check_preset_reports_seed_pairs_of_one_method(tmp_path):
+    from reports.build import build_report
+
+    grid = load_preset("aa-check")
+    assert grid["methods"] == ["lora"] and len(grid["seeds"]) >= 5
+    assert grid["report"]["check"] == "aa"
+    grid = {**grid, "seeds": [0, 1, 2]}  # _fake_run keeps two seeds: one pair per task
+    run = _fake_run(grid, tmp_path / "run")
+    text = build_report([run], tmp_path / "out", preset="aa-check", make_plots=False).read_text()
+    section = text.split("## Calibration: A/A check")[1]
+    assert "| lora | synth_math_unseen | 1 |" in section and "| all | all | 2 |" in section

@@ -127,11 +127,12 @@ def test_stats_table_marks_only_differences_whose_ci_excludes_zero():
     (t,), long = stats_tables(frame, examples_frame(recs), lay)
     assert [r[0] for r in t.rows] == ["dora", "nara"]
     nara_math = t.rows[1][t.columns.index("synth_math")]
-    assert nara_math == "+100.0* [+100.0, +100.0] (n=120)"
+    # every pair disagrees (discordance 1): MDE = 2.80 * sqrt(1 / (120 + 2.80^2)) = 24.8 points
+    assert nara_math == "+100.0* [+100.0, +100.0] (n=120; MDE 24.8)"
     nara_code = t.rows[1][t.columns.index("synth_code")]
     assert "*" not in nara_code and nara_code.startswith("+0.0 [")
     dora_code = t.rows[0][t.columns.index("synth_code")]
-    assert dora_code == "+0.0 [+0.0, +0.0] (n=120)"
+    assert dora_code == "+0.0 [+0.0, +0.0] (n=120; MDE 0.0)"  # identical predictions
     row = long[(long["method"] == "nara") & (long["task"] == "synth_math")].iloc[0]
     assert row["excludes_zero"] and row["mean_diff"] == 1.0
 

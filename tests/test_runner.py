@@ -68,7 +68,7 @@ def test_group_names_expand_and_user_example_resolves():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"methods": "lora,bogus"}, "valid methods are lora, dora, static_core, nara"),
+        ({"methods": "lora,bogus"}, "valid methods are base, lora, dora, static_core, nara"),
         ({"tasks": "nope"}, "unknown task"),
         ({"methods": ""}, "methods axis is empty"),
         ({"set": {"nara.nonsense": [1]}}, "unknown field"),
@@ -124,7 +124,19 @@ def test_dry_run_runs_nothing(tmp_path, monkeypatch, capsys):
         capsys,
     )
     assert code == 0 and "4 cells" in stdout and "nothing was run" in stdout
+    assert "synth_math: 200 examples x 2 seeds = 400 pairs; MDE" in " ".join(stdout.split())
     assert not out.exists()
+
+
+def test_plain_bench_run_is_the_demo_preset(monkeypatch, capsys):
+    code, stdout, _ = run_cli(["run", "--dry-run"], monkeypatch, capsys)
+    demo = load_preset("demo")
+    assert code == 0 and "runs/demo" in stdout
+    assert demo["tasks"] == ["synth_math_unseen", "synth_choice_unseen", "synth_code_unseen"]
+    assert "base" in demo["methods"]
+    text = " ".join(stdout.split())
+    for task in demo["tasks"]:
+        assert f"{task}: " in text and "MDE" in text
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
@@ -352,3 +364,37 @@ def test_cli_score_uses_the_runner_scorer(tmp_path, monkeypatch, capsys):
         ["score", "--task", "synth_math", "--predictions", str(predictions)], monkeypatch, capsys
     )
     assert code == 2 and "no-such-id" in err
+
+
+def test_base_row_runs_once_and_seeds_share_the_scored_set(small_base, tmp_path):
+    from reports.build import build_report
+
+    spec = quick_spec(
+        small_base, methods=["base", "lora"], tasks=["synth_math_unseen"], seeds=[0, 1]
+    )
+    cells = make_grid(spec).cells()
+    base = [c for c in cells if c.method == "base"]
+    assert len(base) == 1 and base[0].seed == 0 and base[0].rank is None
+    # the base cell ignores seeds and training settings: same id with another learning rate
+    other = quick_spec(small_base, methods=["base"], tasks=["synth_math_unseen"], seeds=[3])
+    other["set"] = {**other["set"], "train.lr": [0.5]}
+    assert [c.cell_id for c in make_grid(other).cells()] == [base[0].cell_id]
+
+    out = tmp_path / "run"
+    saved = {**make_grid(spec).to_spec(), "name": "t"}
+    summary = run_grid(requests_for(spec), out, saved, InProcessExecutor("cpu"))
+    assert summary.done == 3 and not summary.failed
+    records = {(r.method, r.seed): r for r in load_records([out])}
+    hashes = {k: r.scores[0].scored_set_hash for k, r in records.items()}
+    assert len(set(hashes.values())) == 1 and None not in hashes.values()
+    base_record = records[("base", 0)]
+    assert base_record.costs.trainable_params == 0 and not base_record.train_curve
+    assert len(base_record.val_loss_bins) == 10
+    assert records[("lora", 1)].costs.train_cpu_share is not None
+    assert records[("lora", 1)].costs.eval_load_avg is not None
+
+    report = build_report([out], tmp_path / "report", make_plots=False).read_text()
+    main = report.split("\n## Main results")[1].split("\n## Costs")[0]
+    assert "| base |" in main and "(n=1)" in main
+    stats = report.split("\n## Statistics")[1]
+    assert "| base |" in stats and "(n=12; MDE" in stats  # 6 examples x 2 seeds

@@ -7,10 +7,11 @@ import pytest
 
 from tasks.evaluate import score_generations
 from tasks.registry import get_task
-from tasks.synthetic import SYNTHETIC_TASKS, make_split, pretraining_examples
+from tasks.synthetic import SYNTHETIC_TASKS, all_families, make_split, pretraining_examples
+from tasks.unseen import UNSEEN_TASKS
 
 
-@pytest.mark.parametrize("name", list(SYNTHETIC_TASKS))
+@pytest.mark.parametrize("name", list(all_families()))
 def test_splits_are_disjoint_and_deterministic(name):
     splits = {s: make_split(name, s, 150, seed=0) for s in ("train", "validation", "test")}
     prompts = {s: {ex.prompt for ex in exs} for s, exs in splits.items()}
@@ -26,7 +27,7 @@ def test_splits_are_disjoint_and_deterministic(name):
     assert not pretrain & prompts["test"]
 
 
-@pytest.mark.parametrize("name", list(SYNTHETIC_TASKS))
+@pytest.mark.parametrize("name", list(all_families()))
 def test_gold_answers_score_perfectly_and_wrong_ones_do_not(name):
     examples = make_split(name, "test", 40, seed=0)
     gold = score_generations(get_task(name), examples, [ex.target for ex in examples])
@@ -35,3 +36,30 @@ def test_gold_answers_score_perfectly_and_wrong_ones_do_not(name):
     wrong = [w if w != ex.target else "zzz" for w, ex in zip(wrong, examples, strict=True)]
     scored = score_generations(get_task(name), examples, wrong)
     assert scored.value < 0.5
+
+
+def test_unseen_families_are_absent_from_the_pretraining_mix():
+    """The headroom families must be new to the tiny base: none of their prompts, answers'
+    operations or question wordings is ever drawn for pretraining."""
+    mix = pretraining_examples(2000, seed=0)
+    assert {ex.meta["family"] for ex in mix} == set(SYNTHETIC_TASKS)
+    assert not set(UNSEEN_TASKS) & set(SYNTHETIC_TASKS)
+    mix_prompts = {ex.prompt for ex in mix}
+    for name in UNSEEN_TASKS:
+        unseen = make_split(name, "train", 500, seed=0) + make_split(name, "test", 200, seed=0)
+        assert not mix_prompts & {ex.prompt for ex in unseen}, name
+    text = "\n".join(mix_prompts) + "\n".join(ex.target for ex in mix)
+    for marker in ("One more than", "One less than", "Only even", "Only odd", "len(x)", "x[-1]"):
+        assert marker not in text, marker
+    assert "x[1]" not in {ex.target.strip() for ex in mix}
+
+
+def test_unseen_answers_follow_their_rule():
+    for ex in make_split("synth_math_unseen", "test", 100, seed=0):
+        digits = [int(d) for d in ex.prompt.split()[2].split(",")]
+        expected = max(digits) + 1 if "more" in ex.prompt else min(digits) - 1
+        assert ex.answer == str(expected)
+    for ex in make_split("synth_choice_unseen", "test", 100, seed=0):
+        parity = 0 if ex.prompt.startswith("Only even") else 1
+        assert [int(c) % 2 == parity for c in ex.choices].count(True) == 1
+        assert int(ex.choices[ex.label]) % 2 == parity and ex.answer == ex.choices[ex.label]

@@ -45,7 +45,7 @@ CASES = [
     ("obqa", "answer2", "The correct answer is Answer2", "answer2", True),
     ("gsm8k", "18", "9 eggs * $2 = $18. The answer is 18", 18.0, True),
     ("gsm8k", "1200", "so 1,200 dollars", 1200.0, True),
-    ("gsm8k", "18", "The answer is 18 and then 3 more", 3.0, False),
+    ("gsm8k", "18", "The answer is 18 and then 3 more", 18.0, True),  # stated answer wins
     ("gsm8k", "0.5", "half is 0.5004", 0.5004, True),
     ("gsm8k", "-3", "it drops to -3", -3.0, True),
     ("gsm8k", "7", "no number here", None, False),
@@ -73,6 +73,9 @@ CASES = [
     ("synth_choice", "7", "7", "7", True),
     ("synth_choice", "b", "a b", "a", False),
     ("synth_choice", "b", "B.", "b", True),
+    ("synth_math_unseen", "10", "10", 10.0, True),
+    ("synth_math_unseen", "0", "9", 9.0, False),
+    ("synth_choice_unseen", "8", "8", "8", True),
 ]
 
 
@@ -84,7 +87,7 @@ def test_generative_extraction_on_hand_written_outputs(task, gold, output, extra
 
 
 def test_every_non_synthetic_task_has_an_extraction_case():
-    covered = {c[0] for c in CASES} | {"humaneval", "mbpp", "synth_code"}
+    covered = {c[0] for c in CASES} | {"humaneval", "mbpp", "synth_code", "synth_code_unseen"}
     from tasks.registry import task_names
 
     assert set(task_names()) <= covered
@@ -256,3 +259,33 @@ def test_synthetic_code_program_scores_expression_completions():
     assert score.value == 1.0, [r["stderr"] for r in score.per_example if not r["correct"]]
     wrong = score_generations(spec, exs[:5], [" None" for _ in exs[:5]])
     assert wrong.value == 0.0
+
+
+def test_math_answers_equal_symbolically_with_math_verify():
+    from tasks.scoring import math_equal
+
+    assert math_equal("\\sqrt{2}/2", "\\frac{\\sqrt2}{2}")
+    assert math_equal("(x+1)^2", "x^2+2x+1")
+    assert math_equal("\\frac{1}{2}", "0.5")
+    assert not math_equal("(x+1)^2", "x^2+1")
+    assert not math_equal("\\sqrt{3}/2", "\\frac{\\sqrt2}{2}")
+    assert not math_equal("\\frac{", "2")  # unparsable: wrong, no exception
+
+
+def test_gsm8k_takes_the_stated_answer_then_the_last_number():
+    from tasks.scoring import stated_number
+
+    assert stated_number("5 + 3 = 8 apples.\n#### 8\nThen 2 more for 10 friends.") == 8.0
+    assert stated_number("So she pays $1,234. The answer is 1,234. Next question: 7") == 1234.0
+    assert stated_number("the answer is: -3 because 4 - 7") == -3.0
+    assert stated_number("she has 4 then 9") == 9.0  # nothing stated: last number
+    assert stated_number("no numbers") is None
+
+
+def test_gsm8k_scorer_keeps_a_correct_stated_answer_followed_by_other_numbers():
+    from tasks.base import Example
+    from tasks.evaluate import score_generations
+
+    ex = Example(id="g1", prompt="q", target="#### 18", answer="18")
+    out = "She sells 16 - 3 - 4 = 9 eggs for $18.\n#### 18\n\nQuestion 2: 5 cats"
+    assert score_generations(get_task("gsm8k"), [ex], [out]).value == 1.0

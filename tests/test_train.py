@@ -24,9 +24,9 @@ def test_training_feeds_per_example_noise_and_validates_in_bins():
     assert all(level.shape == (4,) and len(set(level.tolist())) == 4 for level in train_levels)
     val_levels = rec.levels[4:]
     assert len(val_levels) == 5 * 2  # 5 bins x 2 validation batches of 4
-    for b, level in enumerate(val_levels):
-        lo, hi = (b // 2) / 5, (b // 2 + 1) / 5
-        assert bool(((level >= lo) & (level < hi)).all())
+    for b, level in enumerate(val_levels):  # every example at its bin's mid level
+        mid = ((b // 2) + 0.5) / 5
+        assert torch.allclose(level, torch.full((4,), mid))
     assert len(result.val_bins) == 5 and result.best_step == 2
     assert result.tokens > 0 and result.train_time_s > 0
 
@@ -67,3 +67,29 @@ def test_schedule_and_update_count():
     assert lr_at(0, 10, config) == pytest.approx(1.0)  # warmup of one update
     assert lr_at(5, 10, config) == pytest.approx(5 / 9)
     assert lr_at(10, 10, config) == 0.0
+
+
+def _validation_inputs(name: str) -> torch.Tensor:
+    """The masked inputs a fresh adapter of ``name`` is validated on."""
+    from harness.diffusion import MaskingConfig
+    from harness.train import validation_loss
+
+    dlm = make_tiny_dlm()
+    method = get_method(name)
+    extra = {"hidden_sizes": (8,)} if name == "nara" else {}
+    method.apply(dlm, method.config(rank=4, **extra))
+    inputs = []
+    forward = dlm.forward
+
+    def recording_forward(ids, level, *args, **kwargs):
+        inputs.append(ids.clone())
+        return forward(ids, level, *args, **kwargs)
+
+    dlm.forward = recording_forward
+    bins = validation_loss(dlm, DATA[:8], TrainConfig(batch_size=4, noise_bins=4), MaskingConfig())
+    assert [b["n_tokens"] > 0 for b in bins] == [True] * 4  # every bin has examples
+    return torch.cat(inputs)
+
+
+def test_validation_masks_are_the_same_for_every_method_and_cover_every_bin():
+    assert torch.equal(_validation_inputs("lora"), _validation_inputs("nara"))

@@ -245,11 +245,17 @@ def cell_cost(
     train = cell.train
     method = get_method(cell.method)
     config = method.config_cls.from_dict(cell.method_config)
-    p_adapter = adapter_params(arch, cell.method, config)
+    if method.trains:
+        p_adapter = adapter_params(arch, cell.method, config)
+        inputs, dropout = adapted_inputs(arch, config), config.dropout
+    else:  # the base model: no adapter, no training, one validation pass
+        p_adapter, inputs, dropout = 0, [], 0.0
     suite = get_task(cell.evaluated_tasks[0]).suite
     per_update = train.batch_size * train.grad_accum
     n_train = train_set_size(cell)
-    if train.steps is not None:
+    if not method.trains:
+        updates = 0
+    elif train.steps is not None:
         updates = train.steps
     elif n_train is not None:
         updates = max(1, math.ceil(train.epochs * n_train / per_update))
@@ -258,7 +264,7 @@ def cell_cost(
     train_len = min(train.max_length, TRAIN_TOKENS.get(suite, DEFAULT_TRAIN_TOKENS))
     seen = None if updates is None else updates * per_update
     train_tokens = None if seen is None else seen * train_len
-    validations = 0 if updates is None else math.ceil(updates / train.val_every)
+    validations = 0 if updates is None else max(1, math.ceil(updates / train.val_every))
     validation_tokens = validations * train.noise_bins * train.val_examples * train_len
 
     eval_tokens, eval_flops, longest = 0, 0.0, 0
@@ -280,8 +286,8 @@ def cell_cost(
     memory = memory_estimate(
         arch,
         p_adapter,
-        adapted_inputs(arch, config),
-        config.dropout,
+        inputs,
+        dropout,
         train.batch_size * train.max_length,
         longest,
         device.weight_bytes,

@@ -1,0 +1,104 @@
+"""Synthetic families the tiny base has NEVER seen: the demo's headroom tasks.
+
+The in-distribution families of ``tasks/synthetic.py`` are in the tiny base's pretraining mix, so
+the base already scores 40-50% on them and fine-tuning adds a few points at most: a demo on them
+cannot tell methods apart. These families are new skills built from the same characters (one per
+suite), so the base starts near zero (or near chance for the choice task) and a short fine-tuning
+run has something to learn:
+
+- ``synth_math_unseen``: "one more than the largest" / "one less than the smallest" of a few
+  digits (a numeric answer; the base knows largest/smallest but not the offset);
+- ``synth_choice_unseen``: pick the only even (or the only odd) digit of four (4-way choice);
+- ``synth_code_unseen``: one-line Python from I/O examples with operations absent from the mix
+  (``x[-1]``, ``len(x)``, ``x[1]``), scored by hidden asserts in the sandbox.
+
+They are NOT in ``SYNTHETIC_TASKS`` and ``pretraining_examples`` never draws them (a test checks
+it), so adding them leaves the cached tiny base valid.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from tasks.synthetic import ITEMS, SyntheticFamily, _random_list, _show
+
+
+def _math_unseen_item(rng: random.Random) -> dict:
+    op = rng.choice(("most_plus", "fewest_minus"))
+    item = rng.choice(ITEMS)
+    values = rng.sample(range(1, 10), rng.randint(3, 4))
+    listed = ",".join(map(str, values))
+    if op == "most_plus":
+        prompt, answer = f"Bags of {listed} {item}. One more than most?", max(values) + 1
+    else:
+        prompt, answer = f"Bags of {listed} {item}. One less than fewest?", min(values) - 1
+    return {"prompt": prompt, "answer": str(answer), "meta": {"op": op}}
+
+
+def _choice_unseen_item(rng: random.Random) -> dict:
+    """Four digits, exactly one of them even (or exactly one odd); that one is the answer. The
+    other three may repeat. The base has never seen parity."""
+    kind = rng.choice(("even", "odd"))
+    evens, odds = [0, 2, 4, 6, 8], [1, 3, 5, 7, 9]
+    single, rest = (evens, odds) if kind == "even" else (odds, evens)
+    digits = [rng.choice(single), *(rng.choice(rest) for _ in range(3))]
+    rng.shuffle(digits)
+    choices = tuple(str(d) for d in digits)
+    label = next(i for i, d in enumerate(digits) if d in single)
+    question = "Only even?" if kind == "even" else "Only odd?"
+    return {
+        "prompt": f"{question} {' '.join(choices)}",
+        "answer": choices[label],
+        "choices": choices,
+        "label": label,
+        "meta": {"op": kind},
+    }
+
+
+UNSEEN_CODE_OPS: dict[str, Callable[[list[int]], object]] = {
+    "x[-1]": lambda x: x[-1],
+    "len(x)": len,
+    "x[1]": lambda x: x[1],
+}
+
+
+def _code_unseen_item(rng: random.Random) -> dict:
+    expr = rng.choice(list(UNSEEN_CODE_OPS))
+    fn = UNSEEN_CODE_OPS[expr]
+    rivals = [f for e, f in UNSEEN_CODE_OPS.items() if e != expr]
+    while True:  # two shown examples that tell this operation apart from the other new ones
+        shown = [_random_list(rng) for _ in range(2)]
+        if all(any(f(list(x)) != fn(list(x)) for x in shown) for f in rivals):
+            break
+    shown_text = ";".join(f"f({_show(x)})={_show(fn(list(x)))}" for x in shown)
+    hidden = [_random_list(rng) for _ in range(3)]
+    tests = "\n".join(f"assert f({_show(x)}) == {_show(fn(list(x)))}" for x in hidden)
+    return {
+        "prompt": f"{shown_text}; def f(x): return",
+        "answer": " " + expr,
+        "tests": tests,
+        "entry_point": "f",
+        "meta": {"op": expr},
+    }
+
+
+UNSEEN_TASKS: dict[str, SyntheticFamily] = {
+    f.name: f
+    for f in (
+        SyntheticFamily(
+            "synth_math_unseen", "math", "largest + 1 / smallest - 1 (unseen)", _math_unseen_item
+        ),
+        SyntheticFamily(
+            "synth_choice_unseen",
+            "commonsense",
+            "the only even/odd digit (unseen)",
+            _choice_unseen_item,
+        ),
+        SyntheticFamily(
+            "synth_code_unseen", "code", "x[-1], len(x), x[1] from I/O (unseen)", _code_unseen_item
+        ),
+    )
+}
+
+CHANCE = {"synth_math_unseen": 0.10, "synth_choice_unseen": 0.25, "synth_code_unseen": 1 / 3}
