@@ -114,21 +114,34 @@ def masked_token_ce(logits: torch.Tensor, batch: NoisyBatch) -> tuple[torch.Tens
 
 
 def build_sft_batch(
-    prompts: list[list[int]], answers: list[list[int]], eos_id: int, max_length: int | None = None
+    prompts: list[list[int]],
+    answers: list[list[int]],
+    eos_id: int,
+    max_length: int | None = None,
+    prefix: tuple[int, ...] | list[int] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[prompt | answer | EOS padding] right-padded with EOS, and the response mask.
 
     The EOS padding belongs to the response: the model is trained to predict it and so learns
-    where to stop. Over-long rows keep their prompt and cut the answer (at least one token kept).
+    where to stop. Over-long rows keep their prompt and cut the answer (at least one token kept);
+    a prompt cut at its head keeps ``prefix`` (the family's BOS) in front, so a model whose
+    position 0 is never scored (Dream) never sees its first answer token there.
     """
+    prefix = list(prefix)
     rows = []
     for prompt, answer in zip(prompts, answers, strict=True):
-        answer = list(answer) + [eos_id]
+        prompt, answer = list(prompt), list(answer) + [eos_id]
         if max_length is not None and len(prompt) + len(answer) > max_length:
-            keep = max(1, max_length - len(prompt))
-            prompt = prompt[-(max_length - keep) :] if max_length - keep > 0 else []
+            keep = max(1, max_length - max(len(prompt), len(prefix)))
+            room = max_length - keep
+            if len(prompt) > room:
+                has_prefix = bool(prefix) and prompt[: len(prefix)] == prefix
+                body = prompt[len(prefix) :] if has_prefix else prompt
+                head = prefix if has_prefix else []
+                tail = room - len(head)
+                prompt = head + (body[-tail:] if tail > 0 else [])
             answer = answer[:keep]
-        rows.append((list(prompt), answer))
+        rows.append((prompt, answer))
     length = max(len(p) + len(a) for p, a in rows)
     ids = torch.full((len(rows), length), eos_id, dtype=torch.long)
     response = torch.zeros((len(rows), length), dtype=torch.bool)

@@ -121,7 +121,11 @@ def train_adapter(
         for _ in range(config.grad_accum):
             micro = next(batches)
             ids, response = build_sft_batch(
-                [p for p, _ in micro], [a for _, a in micro], tok.eos_token_id, config.max_length
+                [p for p, _ in micro],
+                [a for _, a in micro],
+                tok.eos_token_id,
+                config.max_length,
+                prefix=tok.bos_prefix,
             )
             t = torch.rand(len(micro), generator=generator)
             batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
@@ -211,7 +215,11 @@ def validation_loss(
         for start in range(0, len(val_data), config.batch_size):
             chunk = val_data[start : start + config.batch_size]
             ids, response = build_sft_batch(
-                [p for p, _ in chunk], [a for _, a in chunk], tok.eos_token_id, config.max_length
+                [p for p, _ in chunk],
+                [a for _, a in chunk],
+                tok.eos_token_id,
+                config.max_length,
+                prefix=tok.bos_prefix,
             )
             t = torch.full((len(chunk),), (lo + hi) / 2)
             batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)

@@ -75,6 +75,21 @@ def test_sft_batch_pads_with_trained_eos():
     assert response.tolist() == [[0, 0, 0, 1, 1], [0, 1, 1, 1, 1]]
 
 
+def test_over_long_rows_keep_the_bos_prefix_in_front():
+    bos = 99
+    row = ([[bos, 5, 6, 7, 8]], [[9, 10]])
+    # the prompt alone overflows: its head is cut, BOS stays first, one answer token survives
+    ids, response = build_sft_batch(*row, eos_id=1, max_length=4, prefix=(bos,))
+    assert ids.tolist() == [[bos, 7, 8, 9]]
+    assert response.tolist() == [[0, 0, 0, 1]]
+    # without a prefix the prompt's tail is kept as before
+    ids, _ = build_sft_batch(*row, eos_id=1, max_length=4)
+    assert ids.tolist() == [[6, 7, 8, 9]]
+    # a short prompt only loses answer tokens
+    ids, _ = build_sft_batch([[bos, 5]], [[9, 10, 11]], eos_id=1, max_length=4, prefix=(bos,))
+    assert ids.tolist() == [[bos, 5, 9, 10]]
+
+
 def test_bad_masking_mode_is_rejected():
     with pytest.raises(BenchError, match="bernoulli, exact"):
         MaskingConfig(mode="sometimes")
