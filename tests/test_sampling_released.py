@@ -1,6 +1,8 @@
-"""Fast sampling on the released LLaDA and Dream code (tiny random-weight models): parallel
-decoding needs no model support; the cache has no backend for these families yet, so a cached
-setting says so and runs exactly the uncached sampler."""
+"""Fast sampling on the released LLaDA and Dream code (tiny random-weight models,
+tests/released_models.py): the cache backends of harness/sampling/released_cache.py wrap the
+released attention modules. Over a frozen context a cached window forward equals the uncached
+forward; cached generation of a batch equals its rows one by one; recording at every step gives
+exactly the uncached tokens; the cache actually used is recorded."""
 
 from __future__ import annotations
 
@@ -10,25 +12,120 @@ import pytest
 import torch
 
 from harness.models.loader import load_model
-from harness.sampling import SamplerConfig, SamplingStats, generate
-from tests.released_models import build_dream, build_llada, require_fixtures
+from harness.sampling import SamplerConfig, SamplingStats, generate, left_pad
+from harness.sampling.cache import CACHE_BACKENDS
+from methods import get_method
+from tests.released_models import require_fixtures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-PROMPTS = ["Q: 7+1=", "A longer question: 2+2=", "Hi"]
+PROMPTS = ["Q: 7+1=", "A longer question: 2+2=", "Hi"]  # different lengths: left padding
+KINDS = ["llada", "dream", "dream-hub"]  # dream-hub: the hub's DreamModel.forward (no mask block)
 
 
-@pytest.mark.parametrize("build", [build_llada, build_dream], ids=["llada", "dream"])
-def test_parallel_decoding_runs_and_a_cache_falls_back_exactly(build, tmp_path):
+def _load(released_folder, kind: str, method: str | None = None, sharpen: float = 1.0):
+    """The released model; optionally an adapter whose every weight is random (so it matters)."""
     require_fixtures()
-    dlm = load_model(str(build(tmp_path)), "cpu")
-    with torch.no_grad():  # confident predictions, so the rule commits several tokens a step
-        dlm.backbone.get_output_embeddings().weight.mul_(50)
+    dlm = load_model(str(released_folder(kind)), "cpu")
+    with torch.no_grad():  # confident predictions, so parallel rules commit several tokens
+        dlm.backbone.get_output_embeddings().weight.mul_(sharpen)
+    if method is not None:
+        fields = {"rank": 4, "dropout": 0.0}
+        if method == "nara":
+            fields["hidden_sizes"] = (8, 8)
+        get_method(method).apply(dlm, get_method(method).config(**fields))
+        g = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for name, p in dlm.named_parameters():
+                if p.requires_grad:
+                    p.copy_(torch.randn(p.shape, generator=g) * (0.3 if "lora" in name else 0.5))
+    return dlm.eval()
+
+
+def _frozen_context(dlm):
+    ids, prompt_attention = left_pad(
+        [dlm.tokenizer.encode_prompt(p) for p in PROMPTS], dlm.tokenizer.pad_token_id
+    )
+    gen = torch.randint(40, 120, (3, 16), generator=torch.Generator().manual_seed(0))
+    gen[:, 6:] = dlm.mask_id
+    x = torch.cat([ids, gen], 1)
+    attention = torch.cat([prompt_attention, torch.ones_like(gen)], 1)
+    assert not bool(attention.all())  # padding is really exercised
+    return x, attention, ids.shape[1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["lora", "nara"])
+@pytest.mark.parametrize("window", ["prefix", "dual"])
+def test_cached_window_over_a_frozen_context_equals_the_uncached_forward(
+    kind, method, window, released_folder
+):
+    dlm = _load(released_folder, kind, method)
+    backend = CACHE_BACKENDS[dlm.info.family]
+    x, attention, prompt_len = _frozen_context(dlm)
+    level = torch.tensor([0.6, 0.7, 0.8])
+    start = prompt_len + 4
+    end = start + 4 if window == "dual" else x.shape[1]
+    with torch.no_grad():
+        full = dlm(x, level, attention)
+        recorded, cache = backend.record(dlm, x, level, attention)
+        read = backend.read(dlm, x[:, start:end], start, level, attention, cache)
+        rows = torch.tensor([2, 0])  # a subset of rows, in another order, reads its own cache
+        part = backend.read(
+            dlm,
+            x[rows, start:end],
+            start,
+            level[rows],
+            attention[rows],
+            backend.select(cache, rows),
+        )
+        # outside the window only the cache counts: other tokens there change nothing
+        other = x.clone()
+        other[:, prompt_len : prompt_len + 2] = 50
+        if window == "dual":
+            other[:, end:] = 60
+        moved = backend.read(dlm, other[:, start:end], start, level, attention, cache)
+        changed = dlm(other, level, attention)
+    torch.testing.assert_close(recorded, full, rtol=0, atol=0)
+    assert read.shape == full[:, start:end].shape
+    torch.testing.assert_close(read, full[:, start:end], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(part, full[rows, start:end], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(moved, read, rtol=0, atol=0)
+    assert not torch.allclose(changed[:, start:end], read, atol=1e-4)
+    assert len(cache.keys) == 2 and cache.ids.shape == x.shape
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cached_generation_of_a_batch_equals_its_rows_and_records_the_cache(
+    kind, cache, released_folder
+):
+    dlm = _load(released_folder, kind, "nara", sharpen=50.0)
     prompts = [dlm.tokenizer.encode_prompt(p) for p in PROMPTS]
-    config = SamplerConfig(gen_length=8, steps=8, block_length=4, parallel="threshold:0.3")
+    config = SamplerConfig(
+        gen_length=8, steps=8, block_length=4, cache=cache, parallel="threshold:0.3"
+    )
     stats = SamplingStats()
     together = generate(dlm, prompts, config, stats=stats)
     assert together == [generate(dlm, [p], config)[0] for p in prompts]
-    assert stats.tokens <= 3 * 8 and stats.forwards <= 8
-    cached, cached_stats = dataclasses.replace(config, cache="dual"), SamplingStats()
-    assert generate(dlm, prompts, cached, stats=cached_stats) == together
-    assert cached_stats.cache_used == "none"
+    assert stats.cache_used == cache
+    assert all(len(row) > 0 for row in together)
+    # recording at every step leaves nothing stale: exactly the uncached tokens
+    always = dataclasses.replace(config, cache_refresh="step-level-change:0.0001")
+    plain = dataclasses.replace(config, cache="none")
+    assert generate(dlm, prompts, always) == generate(dlm, prompts, plain)
+
+
+def test_a_cached_step_runs_only_the_window(released_folder):
+    """The released blocks see window-length hidden states on every step but each block's first."""
+    dlm = _load(released_folder, "llada")
+    prompts = [dlm.tokenizer.encode_prompt(p) for p in PROMPTS]
+    lengths = []
+    blocks = CACHE_BACKENDS["llada"].blocks(dlm)
+    handle = blocks[0].register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
+    try:
+        config = SamplerConfig(gen_length=8, steps=8, block_length=4, cache="dual")
+        generate(dlm, prompts, config)
+    finally:
+        handle.remove()
+    width = max(len(p) for p in prompts) + 8
+    assert lengths == [width, 4, 4, 4, width, 4, 4, 4]

@@ -7,8 +7,9 @@ finished blocks from the cache; ``dual`` runs only the current block, with the m
 the cache too. Cached keys and values are approximate: they were computed from an earlier state of
 the sequence and, for a noise-aware adapter, under an earlier noise level.
 
-A backend says how one model family records and reads a cache. A family without one falls back to
-no cache, says so in one log line, and the sampler's stats record the cache actually used.
+A backend says how one model family records and reads a cache (the tiny model's own path here,
+LLaDA's and Dream's released code in :mod:`harness.sampling.released_cache`). A family without one
+(``generic``) falls back to no cache, says so in one log line, and the sampler's stats record the cache actually used.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 import torch
 
 from harness.models.dlm import DiffusionLM
+from harness.sampling.released_cache import DreamBackend, LLaDABackend
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,11 @@ class TinyBackend:
         cache.assign(rows, other)
 
 
-CACHE_BACKENDS: dict[str, CacheBackend] = {"tiny": TinyBackend()}
+CACHE_BACKENDS: dict[str, CacheBackend] = {
+    "tiny": TinyBackend(),
+    "llada": LLaDABackend(),
+    "dream": DreamBackend(),
+}
 _warned: set[tuple[str, str]] = set()
 
 
