@@ -129,3 +129,14 @@ def test_a_cached_step_runs_only_the_window(released_folder):
         handle.remove()
     width = max(len(p) for p in prompts) + 8
     assert lengths == [width, 4, 4, 4, width, 4, 4, 4]
+
+
+@pytest.mark.parametrize("kind", ["llada", "dream"])
+def test_parallel_decoding_without_a_cache_batch_equals_its_rows(kind, released_folder):
+    dlm = _load(released_folder, kind, sharpen=50.0)
+    prompts = [dlm.tokenizer.encode_prompt(p) for p in PROMPTS]
+    config = SamplerConfig(gen_length=8, steps=8, block_length=4, parallel="threshold:0.3")
+    stats = SamplingStats()
+    together = generate(dlm, prompts, config, stats=stats)
+    assert together == [generate(dlm, [p], config)[0] for p in prompts]
+    assert stats.tokens <= 3 * 8 and stats.forwards <= 8 and stats.cache_used == "none"

@@ -124,6 +124,11 @@ class LLaDABackend:
                 # q, k, v must share one length: the window plus the cached suffix after it, with
                 # zero queries there, so the window's queries are followed by keys up to the end
                 n = q.shape[1]
+                if attention_bias is not None and tuple(attention_bias.shape[-2:]) != (length,) * 2:
+                    raise BenchError(
+                        f"{dlm.info.name}: LLaDA built a {tuple(attention_bias.shape)} attention "
+                        f"bias for a cached window; the cache needs one over all {length} positions"
+                    )
                 keys, values = cache.keys[index], cache.values[index]
                 k = torch.cat([k, keys[:, end:]], dim=1)
                 v = torch.cat([v, values[:, end:]], dim=1)
