@@ -85,11 +85,20 @@ def test_cached_window_over_a_frozen_context_equals_the_uncached_forward(
             other[:, end:] = 60
         moved = backend.read(dlm, other[:, start:end], start, level, attention, cache)
         changed = dlm(other, level, attention)
+        # the longest prompt alone has no padding: the family's unpadded inputs
+        alone = slice(1, 2)
+        assert bool(attention[alone].all())
+        alone_full = dlm(x[alone], level[alone], attention[alone])
+        _, alone_cache = backend.record(dlm, x[alone], level[alone], attention[alone])
+        alone_read = backend.read(
+            dlm, x[alone, start:end], start, level[alone], attention[alone], alone_cache
+        )
     torch.testing.assert_close(recorded, full, rtol=0, atol=0)
     assert read.shape == full[:, start:end].shape
     torch.testing.assert_close(read, full[:, start:end], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(part, full[rows, start:end], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(moved, read, rtol=0, atol=0)
+    torch.testing.assert_close(alone_read, alone_full[:, start:end], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(changed[:, start:end], read, atol=1e-4)
     assert len(cache.keys) == 2 and cache.ids.shape == x.shape
 
