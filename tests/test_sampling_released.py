@@ -149,3 +149,29 @@ def test_parallel_decoding_without_a_cache_batch_equals_its_rows(kind, released_
     together = generate(dlm, prompts, config, stats=stats)
     assert together == [generate(dlm, [p], config)[0] for p in prompts]
     assert stats.tokens <= 3 * 8 and stats.forwards <= 8 and stats.cache_used == "none"
+
+
+def test_wrapping_restores_what_was_there(released_folder):
+    """The backends' per-forward wrappers leave no trace, and put back an instance ``forward``
+    that was there before (accelerate's device hooks install one)."""
+    dlm = _load(released_folder, "dream")
+    backend = CACHE_BACKENDS["dream"]
+    modules = backend.attentions(dlm)
+    calls = []
+    hooked = modules[0].forward
+
+    def hook(*args, **kwargs):
+        calls.append(1)
+        return hooked(*args, **kwargs)
+
+    modules[0].forward = hook
+    x, attention, _ = _frozen_context(dlm)
+    with torch.no_grad():
+        backend.record(dlm, x, torch.full((3,), 0.5), attention)
+    assert calls == [1] and modules[0].forward is hook
+    assert all("forward" not in m.__dict__ for m in modules[1:])
+    llada = _load(released_folder, "llada")
+    x, attention, _ = _frozen_context(llada)
+    with torch.no_grad():
+        CACHE_BACKENDS["llada"].record(llada, x, torch.full((3,), 0.5), attention)
+    assert all("attention" not in b.__dict__ for b in CACHE_BACKENDS["llada"].blocks(llada))

@@ -32,6 +32,8 @@ from torch import nn
 from harness.errors import BenchError
 from harness.models.dream import dream_inputs
 
+_ABSENT = object()
+
 
 @dataclass
 class LayerKV:
@@ -52,14 +54,21 @@ class LayerKV:
 
 @contextlib.contextmanager
 def _wrapped(modules: list[nn.Module], name: str, make):
-    """Shadow ``module.<name>`` with ``make(index, original)`` on every module, for one forward."""
+    """Shadow ``module.<name>`` with ``make(index, original)`` on every module, for one forward.
+
+    An instance attribute already there (accelerate's device hooks replace ``forward`` that way)
+    is wrapped like the class's method and put back afterwards."""
+    saved = [module.__dict__.get(name, _ABSENT) for module in modules]
     try:
         for index, module in enumerate(modules):
             setattr(module, name, make(index, getattr(module, name)))
         yield
     finally:
-        for module in modules:
-            module.__dict__.pop(name, None)
+        for module, before in zip(modules, saved, strict=True):
+            if before is _ABSENT:
+                module.__dict__.pop(name, None)
+            else:
+                module.__dict__[name] = before
 
 
 def _found(modules: list[nn.Module], what: str, dlm) -> list[nn.Module]:
