@@ -6,10 +6,11 @@ layers inside the q/k/v projections and noise-aware adapters run exactly as with
 
 - LLaDA: ``LLaDABlock.attention(q, k, v, attention_bias)`` receives the projected q/k/v and
   applies rotary inside, assigning positions by key index and taking the queries to be the LAST
-  ones. The cache keeps the projected keys and values BEFORE rotary. A window forward splices its
-  fresh k/v into the cached ones (full length), extends its queries with zero queries up to the
-  end of the sequence (so they are the last ones), and keeps only the window's outputs. The
-  padding bias is the one LLaDA builds itself from the full-length 2-D mask.
+  ones, and q/k/v of one length, with earlier keys only through ``layer_past``. The cache keeps
+  the projected keys and values BEFORE rotary. A window forward hands the cached positions before
+  the window as ``layer_past``, appends the cached suffix after it to its fresh k/v and zero
+  queries to its queries (so the window's queries sit at their own positions), and keeps only the
+  window's outputs. The padding bias is the one LLaDA builds from the full-length 2-D mask.
 - Dream: ``DreamAttention.forward`` hands its rotated keys and values to
   ``past_key_value.update(k, v, layer_idx, ...)`` and attends to what that returns; the backend
   passes its own object there, which records (returns them unchanged) or splices the window's
@@ -42,6 +43,13 @@ class LayerKV:
     keys: list[torch.Tensor] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
     ids: torch.Tensor | None = None
+
+    def put(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        """Record one layer's keys and values in its slot (the layer's own index)."""
+        while len(self.keys) <= layer:
+            self.keys.append(None)
+            self.values.append(None)
+        self.keys[layer], self.values[layer] = key, value
 
     def select(self, rows: torch.Tensor) -> LayerKV:
         return LayerKV([k[rows] for k in self.keys], [v[rows] for v in self.values], self.ids[rows])
@@ -78,9 +86,10 @@ def _found(modules: list[nn.Module], what: str, dlm) -> list[nn.Module]:
 
 
 def _checked(cache: LayerKV, layers: int, dlm) -> LayerKV:
-    if len(cache.keys) != layers:
+    recorded = sum(k is not None for k in cache.keys)
+    if recorded != layers or len(cache.keys) != layers:
         raise BenchError(
-            f"{dlm.info.name}: the cache recorded {len(cache.keys)} of {layers} attention layers"
+            f"{dlm.info.name}: the cache recorded {recorded} of {layers} attention layers"
         )
     return cache
 
@@ -112,8 +121,7 @@ class LLaDABackend:
 
         def make(index, original):
             def attention_recording(q, k, v, attention_bias=None, layer_past=None, use_cache=False):
-                cache.keys.append(k)
-                cache.values.append(v)
+                cache.put(index, k, v)
                 return original(q, k, v, attention_bias, layer_past=layer_past, use_cache=use_cache)
 
             return attention_recording
@@ -166,8 +174,7 @@ class _DreamKV:
 
     def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
         if self.start is None:
-            self.cache.keys.append(key_states)
-            self.cache.values.append(value_states)
+            self.cache.put(layer_idx, key_states, value_states)
             return key_states, value_states
         keys, values = self.cache.keys[layer_idx], self.cache.values[layer_idx]
         s, e = self.start, self.end
