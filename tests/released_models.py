@@ -248,6 +248,8 @@ def _llada_shapes(c: dict) -> dict[str, tuple[int, ...]]:
                 f"{block}.ff_out.weight": (d, hidden),
             }
         )
+        if c.get("attention_layer_norm") and c.get("attention_layer_norm_with_affine", True):
+            shapes.update({f"{block}.q_norm.weight": (d,), f"{block}.k_norm.weight": (kv,)})
     return shapes
 
 

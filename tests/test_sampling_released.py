@@ -15,7 +15,7 @@ from harness.models.loader import load_model
 from harness.sampling import SamplerConfig, SamplingStats, generate, left_pad
 from harness.sampling.cache import CACHE_BACKENDS
 from methods import get_method
-from tests.released_models import require_fixtures
+from tests.released_models import build_llada, require_fixtures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PROMPTS = ["Q: 7+1=", "A longer question: 2+2=", "Hi"]  # different lengths: left padding
@@ -59,7 +59,21 @@ def _frozen_context(dlm):
 def test_cached_window_over_a_frozen_context_equals_the_uncached_forward(
     kind, method, window, released_folder
 ):
-    dlm = _load(released_folder, kind, method)
+    _assert_cached_window_exact(_load(released_folder, kind, method), window)
+
+
+def test_llada_with_query_and_key_norms_caches_its_keys_before_the_norm(tmp_path):
+    """LLaDA's optional q/k layer norms run inside ``attention``: cached keys are normed there."""
+    require_fixtures()
+    folder = build_llada(tmp_path, attention_layer_norm=True, n_layers=2)
+    dlm = load_model(str(folder), "cpu").eval()
+    with torch.no_grad():
+        for block in CACHE_BACKENDS["llada"].blocks(dlm):
+            block.k_norm.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(3))
+    _assert_cached_window_exact(dlm, "dual")
+
+
+def _assert_cached_window_exact(dlm, window: str) -> None:
     backend = CACHE_BACKENDS[dlm.info.family]
     x, attention, prompt_len = _frozen_context(dlm)
     level = torch.tensor([0.6, 0.7, 0.8])
