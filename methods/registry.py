@@ -15,11 +15,19 @@ from methods.base_model import BaseModelMethod
 from methods.dora import DoraMethod
 from methods.lora import LoraMethod
 from methods.nara import NaraMethod
+from methods.rank_one_lora import RankOneLoraMethod
 from methods.static_core import StaticCoreMethod
 
 METHODS: dict[str, Method] = {
     m.name: m
-    for m in (BaseModelMethod(), LoraMethod(), DoraMethod(), StaticCoreMethod(), NaraMethod())
+    for m in (
+        BaseModelMethod(),
+        LoraMethod(),
+        DoraMethod(),
+        StaticCoreMethod(),
+        NaraMethod(),
+        RankOneLoraMethod(),  # the theory sandbox's (harness/sandboxes.py)
+    )
 }
 
 
