@@ -137,7 +137,10 @@ def _grid_spec(
         from reports.presets import for_model
 
         spec = for_model(spec, model)
-        if preset and not is_tiny(spec["model"]):  # a real model's run never mixes with tiny's
+        from harness.sandboxes import sandbox_of
+
+        real_model = not is_tiny(spec["model"]) and sandbox_of(spec["model"]) is None
+        if preset and real_model:  # a real model's run never mixes with tiny's
             name = f"{preset}_{Path(spec['model']).name}"
     spec.pop("name", None)
     spec.pop("description", None)
@@ -271,8 +274,9 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
     from harness.costs import planning_device
     from harness.plan import estimate, token_labels
     from harness.preflight import missing_data
+    from harness.sandboxes import sandbox_of
 
-    real = any(not is_tiny(r.cell.model) for r in requests)
+    real = any(not is_tiny(r.cell.model) and sandbox_of(r.cell.model) is None for r in requests)
     device = planning_device(device_kind) if real else None
     table = Table(
         "cell", "method", "trains on", "evaluates", "seed", "rank", "axes", "updates",

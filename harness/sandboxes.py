@@ -25,9 +25,10 @@ class Sandbox:
     methods: tuple[str, ...]
     tasks: tuple[str, ...]
     cell_function: str  # "module:function", imported when a cell runs
+    estimate: str  # "module:function": the dry run's cost of one cell (a harness.plan.Cost)
 
-    def load(self) -> Callable:
-        module, _, name = self.cell_function.partition(":")
+    def load(self, which: str = "cell_function") -> Callable:
+        module, _, name = getattr(self, which).partition(":")
         return getattr(importlib.import_module(module), name)
 
 
@@ -40,6 +41,7 @@ SANDBOXES: dict[str, Sandbox] = {
             methods=("rank_one_lora",),
             tasks=("attention_lora",),
             cell_function="harness.theory_cell:run_theory_cell",
+            estimate="harness.theory_cell:estimate_cell",
         ),
     )
 }

@@ -75,6 +75,30 @@ def pretrained_base(data, teacher, seed: int, cache: Path) -> tuple[torch.Tensor
     return s0, {**info, "source": f"fitted ({path.name})"}
 
 
+# CPU seconds on one thread of the 2-core development machine (bench run --preset ..., measured
+# by process time): per fine-tuning step and sequence, per pre-training step and sequence.
+FT_SECONDS = 1.0e-6
+PRE_SECONDS = 2.0e-6
+CELL_SECONDS = 0.05
+
+
+def estimate_cell(request):
+    """The dry run's cost of a sandbox cell (``harness.plan.Cost``); a pre-training is counted in
+    every cell that needs it, though a run fits it once per seed."""
+    from harness.plan import Cost
+    from methods.rank_one_lora import RankOneLoraConfig
+    from tasks.attention_lora import AttentionLoraData
+
+    data = AttentionLoraData.from_dict(request.cell.task_config)
+    method = RankOneLoraConfig.from_dict(request.cell.method_config)
+    fits = 1 if method.selection == "random" else method.rounds
+    updates = method.steps * fits
+    seconds = CELL_SECONDS + FT_SECONDS * updates * data.n_ft * data.seq_len * data.d / 200
+    if data.n_pre is not None:
+        seconds += PRE_SECONDS * data.pre_steps * data.n_pre * data.seq_len * data.rank / 100
+    return Cost(updates=updates, train_examples=data.n_ft, seconds=seconds)
+
+
 def _cache_dir(cell_dir: Path) -> Path:
     """``<run>/sandbox-bases`` for a cell in ``<run>/cells/<id>``, else the cell's own folder."""
     cell_dir = Path(cell_dir)
@@ -92,8 +116,20 @@ def _environment():
 
 
 def run_theory_cell(request, cell_dir: Path, device: str = "auto", monitor=None, checkpoint=None):
-    """Run one sandbox cell on the CPU and return its finished record (``device`` is not used:
-    a cell takes a second or two on one core)."""
+    """Run one sandbox cell on one CPU thread and return its finished record (``device`` is not
+    used: a cell takes well under a second of CPU, pre-training a few seconds).
+
+    One thread, because these tensors are small: 200 pre-training steps at alpha_pre = 0.15 took
+    0.5 s of CPU on one thread and 9.9 s on two, on the 2-core machine at load average 14."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(request, cell_dir, monitor)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(request, cell_dir: Path, monitor):
     from harness.cell import Monitor, seed_everything
     from methods.rank_one_lora import RankOneLoraConfig, alignment, fit_rank_one
     from methods.rank_one_selection import select
@@ -120,8 +156,10 @@ def run_theory_cell(request, cell_dir: Path, device: str = "auto", monitor=None,
 
     monitor.phase("fine-tuning", 1)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    pool = sample_inputs(data, data.pool * data.n_ft, cell.seed, "pool")
-    noise = pool_noise(data, len(pool), cell.seed)
+    # Random selection labels the pool's first n_ft sequences: only those are drawn.
+    pool_size = data.n_ft if method.selection == "random" else data.pool * data.n_ft
+    pool = sample_inputs(data, pool_size, cell.seed, "pool")
+    noise = pool_noise(data, pool_size, cell.seed)
 
     def labels(ids: torch.Tensor) -> torch.Tensor:
         return label(data, pool[ids], teacher.s_ft) + noise[ids]
@@ -161,7 +199,7 @@ def run_theory_cell(request, cell_dir: Path, device: str = "auto", monitor=None,
             "rank": 1,
             "n_pre": data.n_pre,
             "n_ft": data.n_ft,
-            "pool_size": len(pool),
+            "pool_size": data.pool * data.n_ft,
             "base": base_info,
             "train_cpu_s": round(train_cpu, 3),
         },
@@ -177,7 +215,7 @@ def run_theory_cell(request, cell_dir: Path, device: str = "auto", monitor=None,
                 "train",
                 "synthetic",
                 f"{detail}, n_ft={data.n_ft}, "
-                f"{method.selection} of {len(pool)}, noise {data.noise}",
+                f"{method.selection} of {data.pool * data.n_ft}, noise {data.noise}",
                 size=data.n_ft,
             ),
             Provenance(cell.task, "test", "synthetic", f"{detail}, noiseless", size=data.n_test),

@@ -113,20 +113,24 @@ def fine_tune_loss(
     return (sequence_errors(y_hat, y).sum() + ridge * (u**2).sum()) / d
 
 
-def spectral_start(
-    h0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, beta: float, ridge: float
-) -> torch.Tensor:
-    """The top eigenvector of ``-dL/dS`` at the base, scaled to the best loss on a grid.
-
-    ``dL/dS = sum_i sum_ab g_iab (x_ia x_ib^T - delta_ab I) / sqrt(d)`` with ``g = dL/dh`` at
-    the base's index ``h0``."""
+def base_gradient(h0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
+    """``dL/dS`` of the data term at the base, symmetrised: ``sum_i sum_ab g_iab (x_ia x_ib^T -
+    delta_ab I) / sqrt(d)`` with ``g = dL/dh`` at the base's index ``h0``."""
     d = x.shape[-1]
     h = h0.detach().clone().requires_grad_(True)
     sequence_errors(torch.softmax(beta * h, dim=-1), y).sum().backward()
     g = h.grad
     grad = torch.einsum("nab,nad,nbe->de", g, x, x)
     grad = grad - torch.eye(d, dtype=x.dtype) * torch.diagonal(g, dim1=1, dim2=2).sum()
-    _, vectors = torch.linalg.eigh(-(grad + grad.T) / 2)
+    return (grad + grad.T) / (2 * math.sqrt(d))
+
+
+def spectral_start(
+    h0: torch.Tensor, x: torch.Tensor, y: torch.Tensor, beta: float, ridge: float
+) -> torch.Tensor:
+    """The top eigenvector of ``-dL/dS`` at the base, scaled to the best loss on a grid."""
+    d = x.shape[-1]
+    _, vectors = torch.linalg.eigh(-base_gradient(h0, x, y, beta))
     direction = vectors[:, -1] * math.sqrt(d)
     with torch.no_grad():
         losses = [fine_tune_loss(h0, x, y, c * direction, beta, ridge) for c in SCALE_GRID]

@@ -143,10 +143,23 @@ def make_teacher(data: AttentionLoraData, seed: int) -> Teacher:
     return Teacher(s_pre, u_star, s_pre + data.shift * rank_one_matrix(u_star))
 
 
+BLOCK = 256  # sequences per generator: a sample's first n sequences never depend on its size
+
+
+def _blocks(n: int, shape: tuple[int, ...], seed: int, purpose: str) -> torch.Tensor:
+    """``n`` standard Gaussian draws of ``shape``, in blocks with a generator each, so that the
+    first ``m`` rows of a draw of ``n`` equal a draw of ``m``."""
+    blocks = [
+        torch.randn(BLOCK, *shape, generator=generator(seed, f"{purpose}/{i}"))
+        for i in range(-(-n // BLOCK))
+    ]
+    return torch.cat(blocks)[:n]
+
+
 def sample_inputs(data: AttentionLoraData, n: int, seed: int, purpose: str) -> torch.Tensor:
-    """``n`` sequences ``[n, L, d]`` of i.i.d. standard Gaussian tokens."""
-    g = generator(seed, purpose)
-    return torch.randn(n, data.seq_len, data.d, generator=g)
+    """``n`` sequences ``[n, L, d]`` of i.i.d. standard Gaussian tokens. The first ``m`` of a
+    pool are the same sequences whatever the pool's size (random selection labels them)."""
+    return _blocks(n, (data.seq_len, data.d), seed, purpose)
 
 
 def label(data: AttentionLoraData, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -155,12 +168,12 @@ def label(data: AttentionLoraData, x: torch.Tensor, s: torch.Tensor) -> torch.Te
 
 def pool_noise(data: AttentionLoraData, pool_size: int, seed: int) -> torch.Tensor:
     """Label noise of variance ``data.noise`` for every sequence of a pool, ``[pool, L, L]``.
-    It is drawn for the whole pool, so a sequence's noise does not depend on which others are
-    picked: an active and a random selection see the same noise on the sequences they share."""
-    shape = (pool_size, data.seq_len, data.seq_len)
+    A sequence's noise depends only on its place in the pool, so an active and a random
+    selection see the same noise on the sequences they share."""
+    shape = (data.seq_len, data.seq_len)
     if data.noise == 0:
-        return torch.zeros(shape)
-    return math.sqrt(data.noise) * torch.randn(shape, generator=generator(seed, "noise"))
+        return torch.zeros(pool_size, *shape)
+    return math.sqrt(data.noise) * _blocks(pool_size, shape, seed, "noise")
 
 
 def _no_text_split(split: str, n: int, seed: int):
