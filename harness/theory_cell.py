@@ -75,27 +75,37 @@ def pretrained_base(data, teacher, seed: int, cache: Path) -> tuple[torch.Tensor
     return s0, {**info, "source": f"fitted ({path.name})"}
 
 
-# CPU seconds on one thread of the 2-core development machine (bench run --preset ..., measured
-# by process time): per fine-tuning step and sequence, per pre-training step and sequence.
-FT_SECONDS = 1.0e-6
-PRE_SECONDS = 2.0e-6
+# CPU seconds on one thread, fitted to the three presets' process times on the 2-core machine:
+# per fine-tuning step (fixed) and per step and sequence at d = 100; per pre-training step and
+# sequence at d = 100, r = 50; per cell (test set, record).
+STEP_SECONDS = 2.5e-4
+FT_SECONDS = 4e-7
+PRE_SECONDS = 1.75e-6
 CELL_SECONDS = 0.05
+_BASE_OWNERS: dict[str, str] = {}  # pre-training identity -> the cell the dry run charges it to
 
 
 def estimate_cell(request):
-    """The dry run's cost of a sandbox cell (``harness.plan.Cost``); a pre-training is counted in
-    every cell that needs it, though a run fits it once per seed."""
+    """The dry run's cost of a sandbox cell (a ``harness.plan.Cost``). A run fits each
+    pre-trained base once, so its cost goes to the first cell of this process that needs it."""
     from harness.plan import Cost
     from methods.rank_one_lora import RankOneLoraConfig
     from tasks.attention_lora import AttentionLoraData
 
-    data = AttentionLoraData.from_dict(request.cell.task_config)
-    method = RankOneLoraConfig.from_dict(request.cell.method_config)
-    fits = 1 if method.selection == "random" else method.rounds
+    cell = request.cell
+    data = AttentionLoraData.from_dict(cell.task_config)
+    method = RankOneLoraConfig.from_dict(cell.method_config)
+    active = method.selection != "random"
+    # active: ``rounds`` fits on a growing labelled set, on average half of n_ft each
+    fits, sequences = (method.rounds, data.n_ft / 2) if active else (1, data.n_ft)
     updates = method.steps * fits
-    seconds = CELL_SECONDS + FT_SECONDS * updates * data.n_ft * data.seq_len * data.d / 200
+    scale = data.d * data.seq_len / 200
+    seconds = CELL_SECONDS + updates * (STEP_SECONDS + FT_SECONDS * sequences * scale)
     if data.n_pre is not None:
-        seconds += PRE_SECONDS * data.pre_steps * data.n_pre * data.seq_len * data.rank / 100
+        key = json.dumps({**data.pretraining_identity(), "seed": cell.seed}, sort_keys=True)
+        if _BASE_OWNERS.setdefault(key, cell.cell_id) == cell.cell_id:
+            width = data.d * data.rank * data.seq_len / 10_000
+            seconds += PRE_SECONDS * data.pre_steps * data.n_pre * width
     return Cost(updates=updates, train_examples=data.n_ft, seconds=seconds)
 
 
