@@ -189,7 +189,9 @@ def run(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="SECTION.FIELD=V1[,V2]; sections: train, eval, method, a method name."
+            "--set",
+            help="SECTION.FIELD=V1[,V2]; sections: train, eval, method, a method name, "
+            "a task with settings (attention_lora).",
         ),
     ] = None,
     steps: Annotated[

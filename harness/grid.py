@@ -2,7 +2,8 @@
 
 Every list-valued field is an axis. ``set`` holds dotted settings: ``train.*`` and ``eval.*`` apply
 to every cell, ``<method>.*`` only to that method's cells (so ``nara.c_scale`` adds cells for NaRA
-alone), ``method.*`` to every method. Everything is validated before any work starts.
+alone), ``method.*`` to every method, ``<task>.*`` to the cells of a task with settings of its
+own (``attention_lora.alpha_ft``, the theory sandbox's data model; recorded as ``task_config``). Everything is validated before any work starts.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -24,7 +25,13 @@ from harness.models.attention import (
     tied_matrix,
 )
 from harness.theory_cell import pretrained_base
-from methods.rank_one_lora import RankOneLoraConfig, alignment, base_gradient, fit_rank_one
+from methods.rank_one_lora import (
+    RankOneLoraConfig,
+    alignment,
+    base_gradient,
+    fit_rank_one,
+    spectral_start,
+)
 from methods.rank_one_selection import gradient_scores
 from reports.presets import for_model, load_preset
 from reports.theory.fit import control_curve, fit_noise
@@ -92,14 +99,18 @@ def test_rank_one_update_from_the_exact_base_finds_u_star():
     h0 = attention_index(x, teacher.s_pre)
     u = fit_rank_one(h0, x, y, data.beta, RankOneLoraConfig(), generator(3, "init"))
     assert alignment(u, teacher.u_star) > 0.95
+    # the spectral start alone already points near u* (gradient descent's first direction)
+    assert alignment(spectral_start(h0, x, y, data.beta, 1e-4), teacher.u_star) > 0.8
     # a wrong direction is not aligned: the metric can fail
     assert alignment(torch.randn(40, generator=generator(9, "x")), teacher.u_star) < 0.5
 
 
 def test_noise_fit_recovers_the_variance_it_was_built_from():
+    # curves linear in sqrt(noise), so that the interpolation is exact between grid points
     noises = [0.0, 0.01, 0.04, 0.16]
     curves = [[0.1 + math.sqrt(n) * k for k in (1.0, 0.5, 0.2)] for n in noises]
-    target = control_curve(torch.tensor(noises).numpy(), torch.tensor(curves).numpy(), 0.09)
+    target = [0.1 + 0.3 * k for k in (1.0, 0.5, 0.2)]  # the curve at noise 0.09
+    assert control_curve(np.array(noises), np.array(curves), 0.09) == pytest.approx(target)
     fit = fit_noise(noises, curves, target)
     assert fit.delta == pytest.approx(0.09, rel=0.02) and fit.rms < 1e-3 and not fit.at_edge
     assert fit_noise(noises, curves, [1.0, 1.0, 1.0]).at_edge
