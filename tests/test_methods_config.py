@@ -28,7 +28,9 @@ def test_registry_has_the_base_row_and_the_four_methods():
 
 
 def test_unknown_method_lists_valid_ones():
-    with pytest.raises(BenchError, match="valid methods are base, lora, dora, static_core, nara, rank_one_lora"):
+    with pytest.raises(
+        BenchError, match="valid methods are base, lora, dora, static_core, nara, rank_one_lora"
+    ):
         get_method("loha")
 
 
