@@ -165,8 +165,8 @@ def noise_section(df: pd.DataFrame, out: Path, write: TableWriter) -> list[str]:
 def _fit_figure(df, fits, noises, palette, out, lines) -> None:
     fig, axes = panels(
         2,
-        "The fit: residual against the noise variance (mean over seeds, dot: Delta_eff), and "
-        "the per-seed fits against the pre-training error",
+        "The fit: residual against the noise variance (dot: Delta_eff), per-seed fits "
+        "against the pre-training error",
     )
     for color, (alpha_pre, ((deltas, objective), delta, by_cos, by_error)) in zip(
         palette, fits.items(), strict=False
@@ -180,7 +180,7 @@ def _fit_figure(df, fits, noises, palette, out, lines) -> None:
                      label=f"{alpha_pre_label(alpha_pre)}, excess error")  # fmt: skip
     axes[0].set_xscale("symlog", linthresh=float(min(n for n in noises if n > 0)))
     axes[0].set_xlabel("label-noise variance Delta of the exact-base control")
-    axes[0].set_ylabel(f"rms difference in {FIT_METRIC} over alpha_ft, seed mean")
+    axes[0].set_ylabel("rms difference in 1 - cos (mean over seeds)")
     axes[1].set_xlabel("pre-training error of the base (one point per seed)")
     axes[1].set_ylabel("fitted Delta_eff")
     for ax in axes:
