@@ -537,6 +537,11 @@ def list_models() -> None:
     table.add_row(
         "PATH", "auto", "a local folder", "tiny, LLaDA or Dream (remote code) or any masked LM"
     )
+    from harness.sandboxes import SANDBOXES
+
+    for name, sandbox in SANDBOXES.items():
+        what = f"methods {', '.join(sandbox.methods)}; tasks {', '.join(sandbox.tasks)}"
+        table.add_row(name, "sandbox", "built per cell", f"{sandbox.description} ({what})")
     console.print(table)
 
 
