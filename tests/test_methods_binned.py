@@ -51,8 +51,8 @@ def lora_of_bin(adapter, k: int):
 
 
 def test_bin_rule_matches_integer_arithmetic():
-    for bins in range(1, 8):
-        for length in (7, 10, 16, 64):
+    for bins in (*range(1, 13), 64):
+        for length in (7, 10, 16, 64, 100, 256, 1000):
             n = torch.arange(length + 1)
             level = n.float() / length  # as the sampler and the likelihood compute it
             expected = torch.clamp(n * bins // length, max=bins - 1)
@@ -118,6 +118,8 @@ def test_every_row_of_a_mixed_batch_is_its_own_bins_lora():
         single = lora_of_bin(adapter, k)
         rows = (bins == k).nonzero().squeeze(1)
         with torch.no_grad():
+            uniform = torch.full((6,), (k + 0.5) / 4)  # the whole batch in bin k
+            torch.testing.assert_close(dlm(x, uniform), single(x, uniform), rtol=0, atol=1e-6)
             for i in rows.tolist():  # each row alone, through peft's plain LoRA
                 alone = single(x[i : i + 1], levels[i : i + 1])
                 torch.testing.assert_close(logits[i : i + 1], alone, rtol=0, atol=1e-5)
