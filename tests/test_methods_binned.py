@@ -17,6 +17,7 @@ from harness.train import train_adapter
 from methods import get_method, load_adapter, merge_at
 from methods.binned_layer import bin_of
 from methods.export import export_adapter
+from methods.registry import list_methods
 from tests.test_methods_export import stock_base
 from tests.test_methods_io import ids, make_dlm
 
@@ -67,6 +68,13 @@ def test_bad_bins_are_one_line(bins):
         get_method("binned_lora").config(bins=bins)
     with pytest.raises(BenchError, match="shared_init must be true or false"):
         get_method("binned_lora").config(shared_init="yes")
+
+
+def test_bench_list_methods_shows_it_as_noise_aware():
+    row = next(r for r in list_methods() if r.name == "binned_lora")
+    fields = {f.name: f.default for f in row.fields}
+    assert row.noise_aware and fields["bins"] == 4 and fields["shared_init"] is False
+    assert fields["rank"] == 32 and fields["dropout"] == 0.05  # LoRA's own fields and defaults
 
 
 def _two_steps(method: str, fields: dict, levels: torch.Tensor):
