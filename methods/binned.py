@@ -82,9 +82,8 @@ class BinnedAdapter(Adapter):
 
     def save(self, folder: str | Path) -> Path:
         """One peft sub-folder per bin, bench-only markers, and bench_method.json."""
-        folder = super().save(
-            folder
-        )  # peft writes every adapter not named "default" in a sub-folder
+        # peft writes every adapter not named "default" into a sub-folder of its name
+        folder = super().save(folder)
         for name in self.bin_names:
             mark_bench_only(folder / name, self.method.name)
         shutil.copy2(folder / self.bin_names[0] / CONFIG_FILE, folder / CONFIG_FILE)
