@@ -176,7 +176,7 @@ def _grid_spec(
 @app.command()
 def run(
     methods: Annotated[
-        str | None, typer.Option(help="Comma list: lora,dora,static_core,nara.")
+        str | None, typer.Option(help="Comma list: lora,dora,static_core,nara,binned_lora.")
     ] = None,
     tasks: Annotated[
         str | None, typer.Option(help="Comma list of tasks or groups (bench list tasks).")
@@ -506,7 +506,8 @@ def export_cmd(
     adapter: Annotated[Path, typer.Option(help="A cell folder or an adapter folder.")],
     out: Annotated[Path, typer.Option(help="Folder to write (must not exist, or be empty).")],
     level: Annotated[
-        float | None, typer.Option(help="NaRA only (required): the noise level t to export at.")
+        float | None,
+        typer.Option(help="NaRA and binned_lora (required): the noise level t to export at."),
     ] = None,
 ) -> None:
     """Write a plain peft LoRA folder (stock peft loads it) from a bench adapter."""
@@ -516,6 +517,8 @@ def export_cmd(
     adapter_dir, _ = resolve_adapter(adapter)
     done = export_adapter(adapter_dir, out, level)
     at = f" at noise level {done.level}" if done.level is not None else ""
+    if done.bin is not None:
+        at += f" (bin {done.bin} of {done.bins})"
     console.print(
         f"{done.method} adapter{at} -> plain peft folder [bold]{done.folder}[/bold] "
         f"({done.layers} layers); load it with PeftModel.from_pretrained(base, folder)"

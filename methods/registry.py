@@ -12,6 +12,7 @@ from torch import nn
 from harness.errors import BenchError
 from methods.base import Adapter, Method, read_method_record
 from methods.base_model import BaseModelMethod
+from methods.binned import BinnedLoraMethod
 from methods.dora import DoraMethod
 from methods.lora import LoraMethod
 from methods.nara import NaraMethod
@@ -26,6 +27,7 @@ METHODS: dict[str, Method] = {
         DoraMethod(),
         StaticCoreMethod(),
         NaraMethod(),
+        BinnedLoraMethod(),
         RankOneLoraMethod(),  # the theory sandbox's (harness/sandboxes.py)
     )
 }
