@@ -137,7 +137,10 @@ def _grid_spec(
         from reports.presets import for_model
 
         spec = for_model(spec, model)
-        if preset and not is_tiny(spec["model"]):  # a real model's run never mixes with tiny's
+        from harness.sandboxes import sandbox_of
+
+        real_model = not is_tiny(spec["model"]) and sandbox_of(spec["model"]) is None
+        if preset and real_model:  # a real model's run never mixes with tiny's
             name = f"{preset}_{Path(spec['model']).name}"
     spec.pop("name", None)
     spec.pop("description", None)
@@ -186,7 +189,9 @@ def run(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="SECTION.FIELD=V1[,V2]; sections: train, eval, method, a method name."
+            "--set",
+            help="SECTION.FIELD=V1[,V2]; sections: train, eval, method, a method name, "
+            "a task with settings (attention_lora).",
         ),
     ] = None,
     steps: Annotated[
@@ -271,8 +276,9 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
     from harness.costs import planning_device
     from harness.plan import estimate, token_labels
     from harness.preflight import missing_data
+    from harness.sandboxes import sandbox_of
 
-    real = any(not is_tiny(r.cell.model) for r in requests)
+    real = any(not is_tiny(r.cell.model) and sandbox_of(r.cell.model) is None for r in requests)
     device = planning_device(device_kind) if real else None
     table = Table(
         "cell", "method", "trains on", "evaluates", "seed", "rank", "axes", "updates",
@@ -534,6 +540,11 @@ def list_models() -> None:
     table.add_row(
         "PATH", "auto", "a local folder", "tiny, LLaDA or Dream (remote code) or any masked LM"
     )
+    from harness.sandboxes import SANDBOXES
+
+    for name, sandbox in SANDBOXES.items():
+        what = f"methods {', '.join(sandbox.methods)}; tasks {', '.join(sandbox.tasks)}"
+        table.add_row(name, "sandbox", "built per cell", f"{sandbox.description} ({what})")
     console.print(table)
 
 

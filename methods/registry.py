@@ -16,6 +16,7 @@ from methods.binned import BinnedLoraMethod
 from methods.dora import DoraMethod
 from methods.lora import LoraMethod
 from methods.nara import NaraMethod
+from methods.rank_one_lora import RankOneLoraMethod
 from methods.static_core import StaticCoreMethod
 
 METHODS: dict[str, Method] = {
@@ -27,6 +28,7 @@ METHODS: dict[str, Method] = {
         StaticCoreMethod(),
         NaraMethod(),
         BinnedLoraMethod(),
+        RankOneLoraMethod(),  # the theory sandbox's (harness/sandboxes.py)
     )
 }
 

@@ -16,10 +16,12 @@ EXPECTED = {
     "nara-binned",
 }
 OTHER = {"demo", "aa-check"}  # the default demo grid and the calibration check
+# the rank-one LoRA theory sandbox's (tests/test_theory_sandbox.py)
+THEORY = {"lora-theory-noise", "lora-theory-mismatch", "lora-theory-active"}
 
 
 def test_every_preset_loads_and_names_a_valid_focus_axis():
-    assert set(list_presets()) == EXPECTED | OTHER
+    assert set(list_presets()) == EXPECTED | OTHER | THEORY
     for name in sorted(EXPECTED):
         g = load_preset(name)
         assert g["name"] == name and g["model"] == "tiny"

@@ -41,7 +41,9 @@ TINY = "tiny"
 
 
 def valid_model_names() -> str:
-    return ", ".join([TINY, *MODEL_SPECS]) + ", or a local model folder"
+    from harness.sandboxes import SANDBOXES
+
+    return ", ".join([TINY, *MODEL_SPECS, *SANDBOXES]) + ", or a local model folder"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -85,6 +87,13 @@ def load_model(name: str, device: str = "auto", mask_token_id: int | None = None
     folder = Path(name).expanduser()
     if folder.is_dir():
         return _load_folder(folder, name, target, mask_token_id)
+    from harness.sandboxes import sandbox_of
+
+    if sandbox_of(name) is not None:
+        raise BenchError(
+            f"model {name!r} is the {sandbox_of(name).description}, not a diffusion LM: it "
+            "runs only in grid cells (bench run --model attention, bench list presets)"
+        )
     raise BenchError(f"unknown model {name!r}; valid: {valid_model_names()}")
 
 
