@@ -105,16 +105,22 @@ class HFTokenizer:
     """
 
     def __init__(
-        self, tok, name: str, mask_token_id: int | None = None, prepend_bos: bool = False
+        self,
+        tok,
+        name: str,
+        mask_token_id: int | None = None,
+        prepend_bos: bool = False,
+        needs_mask: bool = True,
     ) -> None:
         self.tok = tok
         mask = mask_token_id if mask_token_id is not None else tok.mask_token_id
-        if mask is None:
+        if mask is None and needs_mask:
             raise BenchError(
                 f"the tokenizer of {name!r} has no mask token: a masked-diffusion model needs one "
                 "(set mask_token in its tokenizer config or pass --mask-token-id)"
             )
-        self.mask_token_id = int(mask)
+        # None for a uniform-noise family (DiffusionGemma): it corrupts with random tokens
+        self.mask_token_id = int(mask) if mask is not None else None
         if tok.eos_token_id is None:
             raise BenchError(f"the tokenizer of {name!r} has no EOS token")
         self.eos_token_id = int(tok.eos_token_id)
