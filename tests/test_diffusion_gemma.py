@@ -206,3 +206,36 @@ def test_every_method_trains_saves_reloads_and_samples(folder, method, tmp_path)
     torch.testing.assert_close(_logits(base.eval()), expected, rtol=0, atol=1e-6)
     completions, stats = generate_canvas(base, [tok.encode_prompt("Q: 7+1=")], SAMPLING)
     assert len(completions) == 1 and stats.decoder_forwards > 0
+
+
+def test_evaluation_uses_generate_and_refuses_loglik_in_one_line(folder):
+    from harness.config import EvalConfig
+    from harness.evaluation import evaluate
+    from tasks.registry import get_task
+    from tasks.sources import load_split
+
+    dlm = load_model(str(folder), "cpu")
+    base_model(dlm.backbone).generation_config.update(  # what a released checkpoint ships
+        max_denoising_steps=3,
+        sampler_config=gen.EntropyBoundSamplerConfig(entropy_bound=0.5),
+        t_min=0.1,
+        t_max=1.0,
+        stability_threshold=2,
+        confidence_threshold=0.01,
+    )
+    spec = get_task("synth_math")
+    examples = load_split(spec, "test", limit=3).examples
+    config = EvalConfig(gen_length=CANVAS, batch_size=2, template="plain")
+    outcome = evaluate(dlm, spec, examples, config, steps=None, seed=0)
+    stats = outcome.sampling
+    assert outcome.sampler == "diffusion_gemma.generate(noise_level=drawn)"
+    assert 0 < stats.forwards <= 2 * 3 and stats.row_forwards >= stats.forwards  # 2 batches
+    assert stats.tokens > 0 and stats.forwards_per_token > 0
+
+    choice = get_task("synth_choice")
+    loglik = EvalConfig(protocol="loglik")
+    with pytest.raises(BenchError, match="likelihood scoring is not supported") as err:
+        evaluate(dlm, choice, load_split(choice, "test", limit=1).examples, loglik, None, 0)
+    assert "\n" not in str(err.value)
+    with pytest.raises(BenchError, match="valid: drawn"):
+        evaluate(dlm, spec, examples, EvalConfig(noise_level="sequence"), None, 0)

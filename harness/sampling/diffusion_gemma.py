@@ -21,6 +21,7 @@ their canvas); their level is computed the same way and their output is discarde
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +29,7 @@ import torch
 
 from harness.errors import BenchError
 from harness.models.diffusion_gemma import base_model
+from harness.sampling.stats import SamplingStats
 from harness.uniform_noise import NOISE_LEVELS
 
 GENERATION_FIELDS = (
@@ -97,9 +99,19 @@ def _settings(model, config: GemmaSamplingConfig) -> dict:
 
 @torch.no_grad()
 def generate_canvas(
-    dlm, prompts: list[list[int]], config: GemmaSamplingConfig = GemmaSamplingConfig()
+    dlm,
+    prompts: list[list[int]],
+    config: GemmaSamplingConfig = GemmaSamplingConfig(),
+    stats_into: SamplingStats | None = None,
 ) -> tuple[list[list[int]], GemmaSamplingStats]:
-    """Completions (cut at the first EOS) of left-padded ``prompts`` and the sampling stats."""
+    """Completions (cut at the first EOS) of left-padded ``prompts`` and the sampling stats.
+
+    ``stats_into`` (bench's :class:`SamplingStats`, shared with the masking sampler) gets the
+    decoder forwards, the row forwards (per row ``generated tokens / tokens_per_forward``, which
+    is transformers' own count of the forwards that row took part in; all batch forwards for a
+    row that generated nothing) and the generated tokens (pads after EOS left out, as
+    transformers counts them).
+    """
     levels = getattr(dlm, "canvas_levels", None)
     if levels is None:
         raise BenchError(f"model {dlm.info.name!r} is not a DiffusionGemma model")
@@ -143,6 +155,7 @@ def generate_canvas(
     model._prepare_sampler = capture
     levels.source, levels.on_encoder = level_of, new_canvas
     torch.manual_seed(config.seed)
+    start = time.perf_counter()
     try:
         out = model.generate(
             ids.to(dlm.device),
@@ -156,9 +169,21 @@ def generate_canvas(
     finally:
         del model._prepare_sampler  # the instance attribute; the class method is back
         levels.source = levels.on_encoder = None
-    stats.forwards_per_token = [
-        (1.0 / float(x)) if float(x) > 0 else float("inf") for x in out.tokens_per_forward
+    elapsed = time.perf_counter() - start
+    new = out.sequences[:, width:]
+    valid = (new != tok.pad_token_id).sum(dim=-1).tolist()
+    passes = [
+        round(n / float(tpf)) if n > 0 else stats.decoder_forwards
+        for n, tpf in zip(valid, out.tokens_per_forward.tolist(), strict=True)
     ]
+    stats.forwards_per_token = [
+        p / n if n else float("inf") for p, n in zip(passes, valid, strict=True)
+    ]
+    if stats_into is not None:
+        stats_into.forwards += stats.decoder_forwards
+        stats_into.row_forwards += sum(passes)
+        stats_into.tokens += sum(valid)
+        stats_into.time_s += elapsed
     completions = []
     for row in out.sequences[:, width:].tolist():
         cut = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
