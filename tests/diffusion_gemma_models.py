@@ -3,7 +3,8 @@
 Text: 2 layers (one sliding, one full attention), hidden 32, 4 experts (top 2), canvas 8. The
 vision tower (always built by the model) is the smallest Gemma 4 vision config. Tokenizer: the
 byte-level stand-in of :mod:`tests.released_models` with Gemma's specials after the bytes
-(pad 256, eos 257, bos 258) and no mask token, as DiffusionGemma has none.
+(pad 256, eos 257, bos 258) and no mask token, as DiffusionGemma has none. The folder
+holds a generation config (sampler settings), as the released checkpoint does.
 """
 
 from __future__ import annotations
@@ -57,12 +58,30 @@ def tiny_config(**overrides):
     )
 
 
+def tiny_generation_config():
+    """Sampler settings saved with the folder, as a released checkpoint ships its own."""
+    from transformers.models.diffusion_gemma import generation_diffusion_gemma as gen
+
+    return gen.DiffusionGemmaGenerationConfig(
+        max_denoising_steps=3,
+        sampler_config=gen.EntropyBoundSamplerConfig(entropy_bound=0.5),
+        t_min=0.1,
+        t_max=1.0,
+        stability_threshold=2,
+        confidence_threshold=0.01,
+        eos_token_id=257,
+        pad_token_id=256,
+        bos_token_id=258,
+    )
+
+
 def build_diffusion_gemma(tmp_path: Path, seed: int = 0) -> Path:
     from transformers import DiffusionGemmaForBlockDiffusion
 
     folder = tmp_path / "diffusion-gemma-tiny"
     torch.manual_seed(seed)
     model = DiffusionGemmaForBlockDiffusion(tiny_config())
+    model.generation_config = tiny_generation_config()
     model.save_pretrained(folder)
     _write_tokenizer(folder, SPECIALS, "<bos>", "<eos>", "<pad>", None, None)
     return folder

@@ -78,6 +78,7 @@ def test_loads_by_model_type_text_attention_targets_and_one_line_errors(folder, 
     dlm = load_model(str(folder), "cpu")
     assert dlm.info.family == "diffusion_gemma" and dlm.family.noise_process == "uniform"
     assert dlm.tokenizer.mask_token_id is None
+    assert dlm.tokenizer.encode_prompt("Hi") == [258, ord("H"), ord("i")]  # <bos> first
     assert next(dlm.backbone.parameters()).dtype == torch.float32  # bf16 only on CUDA
     with pytest.raises(BenchError, match="uniform-noise block-diffusion"):
         dlm(torch.tensor([[65, 66]]), torch.ones(1))  # the masked-diffusion call
@@ -214,15 +215,7 @@ def test_evaluation_uses_generate_and_refuses_loglik_in_one_line(folder):
     from tasks.registry import get_task
     from tasks.sources import load_split
 
-    dlm = load_model(str(folder), "cpu")
-    base_model(dlm.backbone).generation_config.update(  # what a released checkpoint ships
-        max_denoising_steps=3,
-        sampler_config=gen.EntropyBoundSamplerConfig(entropy_bound=0.5),
-        t_min=0.1,
-        t_max=1.0,
-        stability_threshold=2,
-        confidence_threshold=0.01,
-    )
+    dlm = load_model(str(folder), "cpu")  # its generation_config: 3 steps per canvas
     spec = get_task("synth_math")
     examples = load_split(spec, "test", limit=3).examples
     config = EvalConfig(gen_length=CANVAS, batch_size=2, template="plain")
@@ -239,3 +232,25 @@ def test_evaluation_uses_generate_and_refuses_loglik_in_one_line(folder):
     assert "\n" not in str(err.value)
     with pytest.raises(BenchError, match="valid: drawn"):
         evaluate(dlm, spec, examples, EvalConfig(noise_level="sequence"), None, 0)
+
+
+def test_gradient_checkpointing_trains_the_same_nara(folder):
+    params = []
+    for checkpointing in (False, True):
+        dlm = load_model(str(folder), "cpu")
+        tok = dlm.tokenizer
+        data = [(tok.encode_prompt(p), tok.encode(a)) for p, a in PAIRS]
+        torch.manual_seed(0)
+        m = get_method("nara")
+        adapter = m.apply(dlm, m.config(rank=4, **FIELDS["nara"]))
+        config = TrainConfig(**{**TRAIN.__dict__, "gradient_checkpointing": checkpointing})
+        train_adapter(dlm, adapter, data, [], config, seed=0)
+        params.append([p.detach().clone() for p in adapter.trainable_parameters()])
+    for plain, checkpointed in zip(*params, strict=True):
+        torch.testing.assert_close(plain, checkpointed, rtol=1e-5, atol=1e-6)
+    calls = []
+    layer = base_model(dlm.backbone).model.decoder.layers[0].self_attn.q_proj
+    layer.register_forward_hook(lambda *_: calls.append(1))
+    dlm.train()
+    canvas_logits(dlm, *_probe(dlm)).square().mean().backward()
+    assert len(calls) == 2  # the decoder layer really ran again during backward

@@ -56,6 +56,7 @@ def _checkpointing(model: nn.Module) -> None:
 DIFFUSION_GEMMA = Family(
     name=FAMILY_NAME,
     noise_process=UNIFORM,
+    prepend_bos=True,  # Gemma's tokenizer starts every sequence with <bos> by default
     model_inputs=_no_masked_call,
     enable_checkpointing=_checkpointing,
 )
@@ -135,7 +136,7 @@ def load_diffusion_gemma(
     from harness.models.tokenizer import HFTokenizer
 
     tok = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
-    tokenizer = HFTokenizer(tok, name, needs_mask=False)
+    tokenizer = HFTokenizer(tok, name, prepend_bos=DIFFUSION_GEMMA.prepend_bos, needs_mask=False)
     model, loading = DiffusionGemmaForBlockDiffusion.from_pretrained(
         source, dtype=dtype, output_loading_info=True, local_files_only=local_files_only
     )
