@@ -6,9 +6,12 @@ Likelihood scoring is not offered: bench's Monte Carlo estimator is the masked-d
 self-conditioning makes its denoiser two-pass; so ``loglik`` stops with one line, and choice
 tasks that also have a ``gen`` protocol are evaluated with ``eval.protocol=gen``.
 
-``eval.steps`` becomes ``max_denoising_steps`` per canvas, ``eval.gen_length`` is
-``max_new_tokens``; the sampler's other settings (entropy bound, temperature schedule,
-stopping thresholds) are the model's own ``generation_config``. ``eval.noise_level`` picks the
+The sampling steps (``--steps``, by default ``eval.gen_length`` as for every family) become
+``max_denoising_steps`` per canvas, ``eval.gen_length`` is ``max_new_tokens``; the sampler's
+other settings (entropy bound, temperature schedule, stopping thresholds) are the model's own
+``generation_config``. The masked-diffusion sampler's settings (block length, remasking,
+temperature, cfg, schedule) do not apply and are not read; its fast-sampling settings
+(``eval.cache``, ``eval.parallel``) stop with one line. ``eval.noise_level`` picks the
 level the adapters are fed: ``drawn`` (also what the masking default ``response`` means here)
 or ``schedule`` (see :mod:`harness.uniform_noise`).
 """
@@ -35,6 +38,13 @@ def uniform_sampling_config(
             f"eval.noise_level {config.noise_level!r} does not apply to uniform noise; "
             "valid: drawn (default; also 'response'), schedule"
         )
+    fast = {"eval.cache": config.cache, "eval.parallel": config.parallel}
+    for name, value in fast.items():
+        if value != "none":
+            raise BenchError(
+                f"{name}={value} is a masked-diffusion sampler setting; DiffusionGemma samples "
+                f"with its own generate: valid: none"
+            )
     return GemmaSamplingConfig(
         max_new_tokens=config.gen_length,
         max_denoising_steps=steps,

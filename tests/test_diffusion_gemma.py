@@ -232,6 +232,8 @@ def test_evaluation_uses_generate_and_refuses_loglik_in_one_line(folder):
     assert "\n" not in str(err.value)
     with pytest.raises(BenchError, match="valid: drawn"):
         evaluate(dlm, spec, examples, EvalConfig(noise_level="sequence"), None, 0)
+    with pytest.raises(BenchError, match="eval.cache=prefix is a masked-diffusion"):
+        evaluate(dlm, spec, examples, EvalConfig(cache="prefix"), None, 0)
 
 
 def test_gradient_checkpointing_trains_the_same_nara(folder):
