@@ -15,8 +15,11 @@ from transformers.models.diffusion_gemma import generation_diffusion_gemma as ge
 
 from harness.config import TrainConfig
 from harness.errors import BenchError
+from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.diffusion_gemma import base_model
 from harness.models.loader import load_model
+from harness.sampling import SamplerConfig
+from harness.sampling import generate as masked_generate
 from harness.sampling.diffusion_gemma import GemmaSamplingConfig, generate_canvas
 from harness.train import train_adapter
 from harness.uniform_noise import (
@@ -77,7 +80,12 @@ def _record(dlm) -> list[list[float]]:
 def test_loads_by_model_type_text_attention_targets_and_one_line_errors(folder, monkeypatch):
     dlm = load_model(str(folder), "cpu")
     assert dlm.info.family == "diffusion_gemma" and dlm.family.noise_process == "uniform"
-    assert dlm.tokenizer.mask_token_id is None
+    assert not dlm.tokenizer.has_mask_token
+    prompt = dlm.tokenizer.encode_prompt("Hi")
+    with pytest.raises(BenchError, match="no mask token"):  # the masked-diffusion sampler
+        masked_generate(dlm, [prompt], SamplerConfig(gen_length=4, steps=4, block_length=4))
+    with pytest.raises(BenchError, match="no mask token"):  # the masked-diffusion ELBO
+        estimate_loglikelihood(dlm, prompt, [65], LikelihoodConfig(2, 2, seed=0))
     assert dlm.tokenizer.encode_prompt("Hi") == [258, ord("H"), ord("i")]  # <bos> first
     assert next(dlm.backbone.parameters()).dtype == torch.float32  # bf16 only on CUDA
     with pytest.raises(BenchError, match="uniform-noise block-diffusion"):
