@@ -538,7 +538,11 @@ def list_models() -> None:
         kind = "instruct (chat template)" if spec.instruct else "base"
         table.add_row(name, spec.family, spec.hub_id, f"{kind}; needs the hub or a local copy")
     table.add_row(
-        "PATH", "auto", "a local folder", "tiny, LLaDA or Dream (remote code) or any masked LM"
+        "PATH",
+        "auto",
+        "a local folder",
+        "tiny, LLaDA or Dream (remote code), DiffusionGemma (model_type diffusion_gemma) "
+        "or any masked LM",
     )
     from harness.sandboxes import SANDBOXES
 
