@@ -253,7 +253,7 @@ def run(
         executor or placed["executor"] or "local",
         devices=devices,
         ray_address=ray_address or placed["ray_address"],
-        workers=workers or placed["workers"],
+        workers=workers if workers is not None else placed["workers"],
     )
     if dry_run:
         _print_plan(requests, out, device_kind)
@@ -599,7 +599,11 @@ def main() -> None:
     try:
         app()
     except BenchError as err:
-        Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        Console(stderr=True).print(
+            f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
