@@ -32,18 +32,21 @@ def test_a_lease_is_exclusive_until_released(tmp_path):
 def test_a_lease_whose_owner_was_killed_is_taken_over(tmp_path):
     code = (
         "import sys, time; from harness.executors.lease import LeaseBook; "
-        f"book = LeaseBook({str(tmp_path)!r}).start(); book.take('cell'); "
+        f"book = LeaseBook({str(tmp_path)!r}, stale_s=1.2).start(); book.take('cell'); "
         "print('held', flush=True); time.sleep(600)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
     try:
         assert owner.stdout.readline().strip() == b"held"
-        book = LeaseBook(tmp_path, stale_s=3600)
+        book = LeaseBook(tmp_path, stale_s=3600, death_margin_s=0.5)
         assert book.take("cell") is not None  # a live owner keeps its lease
         owner.send_signal(signal.SIGKILL)
         owner.wait()
-        assert book.take("cell") is None  # dead owner on this host: taken at once
+        killed = time.time()
+        while book.take("cell") is not None:  # dead owner on this host: taken after the grace
+            time.sleep(0.05)
+        assert 0.3 < time.time() - killed < 60 and read_lease(book.path("cell")).pid == os.getpid()
         assert read_lease(book.path("cell")).owner == book.token
     finally:
         owner.kill()
@@ -177,3 +180,25 @@ def test_grid_file_names_the_executor(tmp_path, monkeypatch, capsys):
     grid.write_text("methods: [lora]\ntasks: [synth_math]\nexecutor: ray\nworkers: 3\n")
     code, stdout, _ = run_cli(["run", "--config", str(grid), "--dry-run"], monkeypatch, capsys)
     assert code == 0 and "plan per worker (ray executor" in stdout and "│ w2" in stdout
+
+
+def test_a_new_driver_waits_out_a_dead_driver_s_lease_then_runs_the_cell(tmp_path):
+    from harness.executors.job import Job
+    from harness.executors.lease import boot_id
+    from harness.executors.queue import JobQueue
+
+    (request,) = requests_for(quick_spec("tiny", methods=["lora"]))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True).stdout.strip()  # fmt: skip
+    book = LeaseBook(tmp_path, stale_s=3600, death_margin_s=0.3)
+    lease = {"owner": "d" * 32, "host": __import__("socket").gethostname(), "boot": boot_id(),
+             "pid": int(dead), "beat_s": 0.1}  # fmt: skip
+    book.path(request.cell.cell_id).write_text(json.dumps(lease))
+    queue = JobQueue(
+        [Job(request, tmp_path / "cells" / request.cell.cell_id)], tmp_path, leases=book
+    )
+    start = time.time()
+    job = queue.next()
+    assert job is not None and job.cell_id == request.cell.cell_id and not queue.held
+    assert 0.3 < time.time() - start < 30
+    assert read_lease(book.path(job.cell_id)).owner == book.token

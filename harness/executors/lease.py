@@ -7,8 +7,10 @@ wins it. The file's modification time is the heartbeat: the owner touches every 
 every ``stale_s / 6`` seconds from a background thread.
 
 A lease is stale, and another driver takes it over, when its owner is dead (same host and boot,
-pid gone) or its heartbeat is older than ``stale_s`` (owner on another host, a lost node, a
-frozen machine). A takeover renames the stale file away (atomic: one contender wins), checks that
+pid gone) and its heartbeat is older than one beat plus ``death_margin_s`` (so at least that long
+has passed since the death: the dead driver's workers die with it, Ray actors within a second or
+two, and none may still be writing the cell), or when its heartbeat is older than ``stale_s``
+(owner on another host, a lost node, a frozen machine). A takeover renames the stale file away (atomic: one contender wins), checks that
 what it moved is the lease it judged stale, and then creates its own with ``O_EXCL``. A
 contender that moved a lease someone had just taken puts it back. Nothing here needs a lock
 server, and it works on a shared filesystem that renames atomically and honours ``O_EXCL`` (NFS
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 LEASES = "leases"
 DEFAULT_STALE_S = 60.0
+DEATH_MARGIN_S = 5.0
 
 
 def boot_id() -> str:
@@ -66,6 +69,7 @@ class LeaseInfo:
     pid: int
     cell: str
     heartbeat: float  # the file's modification time
+    beat_s: float  # the owner's heartbeat period
 
     @property
     def age_s(self) -> float:
@@ -76,8 +80,15 @@ class LeaseInfo:
             self.host == socket.gethostname() and self.boot == boot_id() and not pid_alive(self.pid)
         )
 
-    def stale(self, stale_s: float) -> bool:
-        return self.owner_dead() or self.age_s > stale_s
+    def grace_s(self, stale_s: float, death_margin_s: float) -> float:
+        """How long a dead owner's lease is left alone: one of its beats plus the margin."""
+        return min(stale_s, self.beat_s + death_margin_s)
+
+    def stale(self, stale_s: float, death_margin_s: float) -> bool:
+        """No beat for ``stale_s``, or a dead owner and no beat for its grace."""
+        grace = self.grace_s(stale_s, death_margin_s)
+        silent = max(stale_s, 3 * self.beat_s)  # never less than three of the owner's beats
+        return self.age_s > silent or (self.age_s > grace and self.owner_dead())
 
     def describe(self) -> str:
         return f"owner {self.owner[:8]} (pid {self.pid} on {self.host}, heartbeat {self.age_s:.0f} s ago)"
@@ -102,17 +113,22 @@ def read_lease(path: Path) -> LeaseInfo | None:
         pid=int(data.get("pid", -1)),
         cell=str(data.get("cell", path.stem)),
         heartbeat=stat.st_mtime,
+        beat_s=float(data.get("beat_s", DEFAULT_STALE_S / 6)),
     )
 
 
 class LeaseBook:
     """The leases one driver holds on one run folder, kept alive by a heartbeat thread."""
 
-    def __init__(self, run_dir: Path, stale_s: float | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, stale_s: float | None = None, death_margin_s: float = DEATH_MARGIN_S
+    ) -> None:
         self.folder = Path(run_dir) / LEASES
         self.folder.mkdir(parents=True, exist_ok=True)
         self.token = secrets.token_hex(16)
         self.stale_s = stale_after() if stale_s is None else stale_s
+        self.interval = max(0.05, self.stale_s / 6)  # the heartbeat's period
+        self.death_margin_s = death_margin_s
         self.held: set[str] = set()
         self.lost: set[str] = set()
         self._lock = threading.Lock()
@@ -130,6 +146,7 @@ class LeaseBook:
             "pid": os.getpid(),
             "cell": cell_id,
             "taken_at": time.time(),
+            "beat_s": self.interval,
         }
         return (json.dumps(data) + "\n").encode()
 
@@ -160,7 +177,7 @@ class LeaseBook:
                 with self._lock:
                     self.held.add(cell_id)
                 return None
-            if not current.stale(self.stale_s):
+            if not current.stale(self.stale_s, self.death_margin_s):
                 return current
             log.warning("taking over the stale lease of %s: %s", cell_id, current.describe())
             self._remove_stale(path, current)
@@ -204,10 +221,8 @@ class LeaseBook:
                 os.utime(path)
 
     def start(self) -> LeaseBook:
-        interval = max(0.05, self.stale_s / 6)
-
         def loop() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.wait(self.interval):
                 self.beat()
 
         self._thread = threading.Thread(target=loop, name="bench-lease-heartbeat", daemon=True)

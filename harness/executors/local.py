@@ -21,7 +21,18 @@ from harness.executors.pool import Outcome, WorkerDied, run_pool
 EXECUTOR = "local"
 
 
+def _die_with_the_driver() -> None:
+    """Linux: the kernel kills this worker when the driver dies, so no orphan finishes (and
+    writes) a cell whose lease another driver may take over (lease.py)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _worker_main(conn: Connection, name: str, device: str, threads: int) -> None:
+    _die_with_the_driver()
     import torch
 
     from harness import runner

@@ -91,7 +91,30 @@ class JobQueue:
 
     def next(self, prefer_model: str | None = None) -> Job | None:
         """The next job to run, leased and re-planned; None when nothing is left to dispatch.
-        Cells another run held are tried again (its lease may be free or stale by now)."""
+        Cells another run held are tried again (its lease may be free or stale by now); when only
+        cells of a dead driver are left, this waits out their leases' grace and takes them."""
+        while True:
+            job = self._next_from_all(prefer_model)
+            wait = self._grace_left() if job is None else None
+            if wait is None:
+                return job
+            time.sleep(wait)
+
+    def _grace_left(self) -> float | None:
+        """Seconds until the first lease of a dead driver among the held ones may be taken."""
+        from harness.executors.lease import read_lease
+
+        if self.leases is None:
+            return None
+        left = []
+        for job, _ in self.held:
+            info = read_lease(self.leases.path(job.cell_id))
+            if info is not None and info.owner_dead():
+                grace = info.grace_s(self.leases.stale_s, self.leases.death_margin_s)
+                left.append(grace - info.age_s)
+        return max(0.05, min(left) + 0.05) if left else None
+
+    def _next_from_all(self, prefer_model: str | None) -> Job | None:
         job = self._next_from(self.pending, prefer_model)
         if job is not None or not self.held:
             return job
