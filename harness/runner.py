@@ -259,6 +259,7 @@ def run_grid(
     try:
         queue = JobQueue(jobs, out, retry_failed, leases, notify=on_event)
         executor.run(queue, on_event, monitor)
+        leases.sweep()
     finally:
         leases.close()
     summary.held = [f"{job.cell_id}: {info.describe()}" for job, info in queue.held]

@@ -196,6 +196,17 @@ class LeaseBook:
                 os.link(moved, path)
         moved.unlink(missing_ok=True)
 
+    def sweep(self) -> int:
+        """Remove every stale lease (those a dead driver left on cells it had finished)."""
+        removed = 0
+        for path in self.folder.glob("*.json"):
+            info = read_lease(path)
+            mine = info is not None and info.owner == self.token
+            if info is not None and not mine and info.stale(self.stale_s, self.death_margin_s):
+                self._remove_stale(path, info)
+                removed += 1
+        return removed
+
     def release(self, cell_id: str) -> None:
         with self._lock:
             self.held.discard(cell_id)
