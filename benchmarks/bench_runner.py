@@ -36,9 +36,9 @@ SPEC = {
     "methods": ["lora", "nara"],
     "tasks": ["synth_math", "synth_choice"],
     "seeds": [0, 1],
-    "set": {"train.steps": [16], "train.val_examples": [16], "train.val_every": [8]},
-    "steps": [8],
-    "limit": 16,
+    "set": {"train.steps": [8], "train.val_examples": [8], "train.val_every": [4]},
+    "steps": [4],
+    "limit": 8,
 }
 
 

@@ -75,6 +75,9 @@ def execute_job(
     from harness.models.source import FreshModels, use_models
 
     source = models if models is not None else FreshModels()
+    source.last_load_s = None  # until this cell's checkout: not the previous cell's figure
+    if hasattr(source, "last_checksum"):
+        source.last_checksum = None
     save = _stamped_writer(job.cell_dir, source, placement)
     status = "failed"
     try:
