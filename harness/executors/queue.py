@@ -85,6 +85,7 @@ class JobQueue:
         self.journal = Journal(self.run_dir, leases.token if leases else "-")
         self.held: list[tuple[Job, LeaseInfo]] = []  # leased by another run, left to it
         self.skipped = 0  # found finished at dispatch
+        self._held_logged: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -93,12 +94,13 @@ class JobQueue:
         """The next job to run, leased and re-planned; None when nothing is left to dispatch.
         Cells another run held are tried again (its lease may be free or stale by now); when only
         cells of a dead driver are left, this waits out their leases' grace and takes them."""
-        while True:
+        for _ in range(1000):  # a bound, in case a dead driver's lease cannot be removed
             job = self._next_from_all(prefer_model)
             wait = self._grace_left() if job is None else None
             if wait is None:
                 return job
             time.sleep(wait)
+        return None
 
     def _grace_left(self) -> float | None:
         """Seconds until the first lease of a dead driver among the held ones may be taken."""
@@ -138,7 +140,9 @@ class JobQueue:
             other = self.leases.take(job.cell_id)
             if other is not None:
                 self.held.append((job, other))
-                self.journal.write("held", job, other.describe())
+                if job.cell_id not in self._held_logged:
+                    self._held_logged.add(job.cell_id)
+                    self.journal.write("held", job, other.describe())
                 return None
         fresh = plan_job(job.request, job.cell_dir, self.retry_failed)
         if fresh is None:  # another run finished it after we planned
