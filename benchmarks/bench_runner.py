@@ -3,9 +3,10 @@
 Run by hand:  .venv/bin/python benchmarks/bench_runner.py [--no-ray] [--d-model 256 --layers 4]
 
 1. The same 8-cell tiny grid (lora, nara x synth_math, synth_choice x seeds 0, 1) in ONE process,
-   one after the other: the in-process executor loading the base for every cell (the behaviour
-   before reuse), the in-process executor keeping it loaded, and Ray with 2 workers of 1 core each
-   on a local 127.0.0.1 instance. Per run: wall time, seconds spent loading models (from the
+   one after the other: the in-process executor (all cores) loading the base for every cell (the
+   behaviour before reuse) and keeping it loaded; then the like-for-like pair, the local
+   executor with 2 worker processes of 1 core each and Ray with 2 workers of 1 core each on a
+   local 127.0.0.1 instance. Per run: wall time, seconds spent loading models (from the
    records' ``costs.model_load_s``), training + evaluation seconds.
 2. The reuse saving at realistic scale, simulated: the load time of a local model folder (a
    random-weight LLaDA built from the released code, tests/released_models.py, at a moderate
@@ -73,21 +74,24 @@ def run_grid_once(label: str, executor, out: Path) -> dict:
     }
 
 
-def executors_side_by_side(with_ray: bool) -> None:
+def executors_side_by_side(with_ray: bool, only: list[str]) -> None:
     import torch
 
     from harness.executors.inprocess import InProcessExecutor
+    from harness.executors.local import LocalProcessExecutor
     from harness.pretrain import ensure_tiny_base
 
     ensure_tiny_base()
     root = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     runs = [
-        ("in-process, load per cell", InProcessExecutor("cpu", reuse_base=False)),
-        ("in-process, base kept", InProcessExecutor("cpu")),
+        ("in-process, load per cell", lambda: InProcessExecutor("cpu", reuse_base=False)),
+        ("in-process, base kept", lambda: InProcessExecutor("cpu")),
+        ("local processes, 2 workers x 1 core", lambda: LocalProcessExecutor(["cpu", "cpu"])),
     ]
     rows = []
-    for i, (label, executor) in enumerate(runs):
-        rows.append(run_grid_once(label, executor, root / f"run{i}"))
+    for i, (label, make) in enumerate(runs):
+        if not only or any(word in label for word in only):
+            rows.append(run_grid_once(label, make(), root / f"run{i}"))
     if with_ray:
         import ray
 
@@ -170,11 +174,17 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--skip-grid", action="store_true", help="only the simulation")
+    parser.add_argument("--skip-simulation", action="store_true")
+    parser.add_argument(
+        "--only", default="", help="comma list of words picking grid runs: in-process,local,ray"
+    )
     args = parser.parse_args()
     print(load_avg())
     if not args.skip_grid:
-        executors_side_by_side(with_ray=not args.no_ray)
-    simulated_reuse(args.d_model, args.layers)
+        only = [w for w in args.only.split(",") if w]
+        executors_side_by_side(with_ray=not args.no_ray, only=only)
+    if not args.skip_simulation:
+        simulated_reuse(args.d_model, args.layers)
 
 
 if __name__ == "__main__":
