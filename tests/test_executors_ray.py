@@ -58,7 +58,7 @@ def test_ray_gives_the_local_executor_s_predictions_and_reuses_each_worker_s_bas
 
     spec = quick_spec(small_base, seeds=[0, 1])  # lora, nara x 2 seeds
     local = run_grid(
-        requests_for(spec), tmp_path / "local", {"name": "t"}, InProcessExecutor("cpu")
+        requests_for(spec), tmp_path / "local", {"name": "t"}, InProcessExecutor("cpu", threads=1)
     )
     cluster = run_grid(requests_for(spec), tmp_path / "ray", {"name": "t"}, RayExecutor(workers=2))
     assert local.done == cluster.done == 4 and not cluster.failed

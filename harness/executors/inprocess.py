@@ -16,9 +16,12 @@ WORKER = "main"
 class InProcessExecutor:
     name = "in-process"
 
-    def __init__(self, device: str = "auto", reuse_base: bool = True) -> None:
+    def __init__(
+        self, device: str = "auto", reuse_base: bool = True, threads: int | None = None
+    ) -> None:
         self.device = device
         self.cache = BaseModelCache() if reuse_base else None
+        self.threads = threads or os.cpu_count() or 1
 
     def workers(self) -> list[tuple[str, str, str]]:
         """(name, device, node) of each worker, for the dry run's plan."""
@@ -29,7 +32,7 @@ class InProcessExecutor:
 
         from harness import runner  # looked up at call time: tests replace runner.run_cell
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(self.threads)
         while True:
             job = queue.next(prefer_model=self.cache.holds if self.cache else None)
             if job is None:
