@@ -81,7 +81,7 @@ def test_two_bench_runs_started_together_on_one_folder_run_each_cell_once(small_
     args = [
         sys.executable, "-m", "harness", "run", "--model", str(small_base),
         "--methods", "lora,nara", "--tasks", "synth_choice", "--seeds", "0,1",
-        "--limit", "2", "--steps", "2", "--set", "train.steps=2", "--set", "train.val_examples=2",
+        "--limit", "2", "--steps", "4", "--set", "train.steps=2", "--set", "train.val_examples=2",
         "--out", str(out), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
