@@ -73,3 +73,19 @@ def test_a_hook_left_behind_or_a_failed_cell_makes_the_worker_reload(small_base)
     cache.checkout(str(small_base), "cpu")
     cache.release(ok=False)
     assert cache.dropped[-1] == "the cell failed" and cache.holds is None
+
+
+@pytest.mark.parametrize("method", ["lora", "nara"])
+def test_the_released_llada_base_is_reused_exactly(llada_folder, method, one_torch_thread):
+    fresh = weights_checksum(load_model(str(llada_folder), "cpu"))
+    cache = BaseModelCache(check=True)
+    first = cache.checkout(str(llada_folder), "cpu")
+    m = get_method(method)
+    adapter = m.apply(first, m.config_cls.from_dict({"rank": 2}))
+    opt = torch.optim.SGD(adapter.trainable_parameters(), lr=0.5)
+    first(torch.randint(0, 100, (2, 8)), torch.full((2,), 0.5)).float().pow(2).mean().backward()
+    opt.step()
+    cache.release(ok=True)
+    second = cache.checkout(str(llada_folder), "cpu")
+    assert second is first and cache.last_load_s == 0.0 and not cache.dropped
+    assert weights_checksum(second) == fresh
