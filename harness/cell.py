@@ -26,7 +26,7 @@ import torch
 from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
 from harness.load import PhaseLoad, measure_load
-from harness.models.loader import load_model
+from harness.models.source import checkout_model
 from harness.train import total_updates, train_adapter, validate_untrained
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ def run_cell(
     created = utc_now()
     monitor.phase("loading", 1)
     seed_everything(cell.seed)
-    dlm = load_model(cell.model, device)
+    dlm = checkout_model(cell.model, device)  # loaded, or the worker's base reused
+    seed_everything(cell.seed)  # a reused base consumed no random numbers: start from the seed
     train_split, own_test = training_split(cell)
     train_examples, val_examples = split_validation(
         train_split.examples, cell.train.val_examples, cell.seed
@@ -267,7 +268,8 @@ def extend_cell(
     monitor = monitor or Monitor()
     monitor.phase("loading", 1)
     seed_everything(request.cell.seed)
-    dlm = load_model(request.cell.model, device)
+    dlm = checkout_model(request.cell.model, device)
+    seed_everything(request.cell.seed)
     load_adapter(dlm, cell_dir / ADAPTER_DIR)
     dlm.eval()
     return evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint)

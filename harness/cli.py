@@ -207,6 +207,22 @@ def run(
         bool, typer.Option("--dry-run", help="Print the cells and their cost; run nothing.")
     ] = False,
     devices: Annotated[str | None, typer.Option(help="auto, cpu, or cuda:0,cuda:1,...")] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Where cells run: local (this machine, default) or ray (a Ray cluster)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --executor ray: auto or HOST:PORT of a running cluster (default: start a "
+            "local Ray on 127.0.0.1).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="With --executor ray on CPUs: N workers sharing the cores."),
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run failed cells again.")
     ] = False,
@@ -222,13 +238,15 @@ def run(
 ) -> None:
     """Run the grid methods x tasks x seeds x ranks x settings (resumable; failures isolated)."""
     from harness.cell import CellRequest
+    from harness.executors import choose_executor
     from harness.grid import make_grid, sampling_steps, sampling_variants
     from harness.live import live_view
-    from harness.runner import choose_executor, run_grid
+    from harness.runner import run_grid
 
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
     spec, name = _grid_spec(methods, tasks, model, seeds, ranks, set_, steps, config, preset, limit)
+    placed = {k: spec.pop(k, None) for k in ("executor", "ray_address", "workers")}
     grid = make_grid(spec)
     cells = grid.cells()
     requests = [
@@ -236,9 +254,15 @@ def run(
         for cell in cells
     ]
     out = out or RUNS_ROOT / name
-    executor = choose_executor(devices)  # validates --devices even for a dry run
+    executor = choose_executor(  # validates the options even for a dry run
+        executor or placed["executor"] or "local",
+        devices=devices,
+        ray_address=ray_address or placed["ray_address"],
+        workers=workers if workers is not None else placed["workers"],
+    )
     if dry_run:
         _print_plan(requests, out, device_kind)
+        _print_worker_plan(requests, executor, device_kind)
         return
     from harness.preflight import check_data
 
@@ -262,6 +286,8 @@ def run(
         f"run [bold]{out}[/bold]: {summary.done} done, {len(summary.failed)} failed, "
         f"{summary.skipped} already finished (of {summary.total}) in {summary.wall_time_s:.0f} s"
     )
+    for line in summary.held:
+        console.print(f"[yellow]left to another run on this folder[/yellow] {line}")
     for line in summary.failed:
         console.print(f"[red]failed[/red] {line.splitlines()[0]}")
     if summary.failed:
@@ -328,6 +354,23 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
         console.print(line, highlight=False, soft_wrap=True)
     for line in _power_lines([r.cell for r in requests]):
         console.print(line)
+
+
+def _print_worker_plan(requests, executor, device_kind: str | None = None) -> None:
+    """The dry run's plan per worker (harness/executors/plan.py)."""
+    from rich.table import Table
+
+    from harness.executors.plan import plan_workers
+
+    plan = plan_workers(requests, executor, device_kind)
+    table = Table("worker", "node", "device", "cells", "base loads", "est. time", "first cells")
+    for row in plan.rows:
+        table.add_row(
+            row.worker, row.node, row.device, str(len(row.cells)), str(row.loads), row.time_label,
+            ", ".join(row.cells[:3]) + (" ..." if len(row.cells) > 3 else ""),
+        )  # fmt: skip
+    console.print(f"plan per worker ({executor.name} executor; {plan.note}):")
+    console.print(table)
 
 
 def _power_lines(cells) -> list[str]:
@@ -574,7 +617,11 @@ def main() -> None:
     try:
         app()
     except BenchError as err:
-        Console(stderr=True).print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        Console(stderr=True).print(
+            f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,8 +1,12 @@
-"""The rich live view of a running grid: grid totals with ETA, and the running cell's progress."""
+"""The rich live view of a running grid: grid totals with ETA, the running cell's progress (when
+it runs in this process) and, with several workers, one row per worker: its cell, for how long,
+and what it has done so far."""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -16,6 +20,37 @@ from rich.progress import (
 )
 
 from harness.cell import Monitor
+
+
+@dataclass
+class WorkerRow:
+    cell: str = ""
+    since: float = 0.0
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+
+
+class WorkerTable:
+    """Rebuilt at every refresh, so the elapsed times tick."""
+
+    def __init__(self, rows: dict[str, WorkerRow]) -> None:
+        self.rows = rows
+
+    def __rich__(self):
+        from rich.table import Table
+
+        table = Table("worker", "cell", "for", "done", "failed", "died", box=None, padding=(0, 1))
+        if len(self.rows) < 2:
+            return Group()
+        now = time.monotonic()
+        for name, row in sorted(self.rows.items()):
+            elapsed = f"{now - row.since:.0f} s" if row.cell else ""
+            table.add_row(
+                name, row.cell or "[dim]idle[/dim]", elapsed, str(row.done), str(row.failed),
+                str(row.retried),
+            )  # fmt: skip
+        return table
 
 
 class LiveView(Monitor):
@@ -42,6 +77,7 @@ class LiveView(Monitor):
         self.grid_task = self.grid.add_task("grid", total=max(total, 1), status=self._status())
         self.cell_task = self.cell.add_task("waiting", total=1, cell="", info="")
         self.current = ""
+        self.workers: dict[str, WorkerRow] = {}
 
     def _status(self) -> str:
         remaining = self.total - self.done - self.failed
@@ -51,13 +87,35 @@ class LiveView(Monitor):
         )
 
     def renderable(self) -> Group:
-        return Group(self.grid, self.cell)
+        return Group(self.grid, self.cell, WorkerTable(self.workers))
+
+    def _worker(self, event: str, job) -> None:
+        name = getattr(job, "worker", None)
+        if not name:
+            return
+        row = self.workers.setdefault(name, WorkerRow())
+        if event == "start":
+            row.cell, row.since = job.cell_id, time.monotonic()
+            return
+        row.cell = ""
+        if event == "done":
+            row.done += 1
+        elif event == "failed":
+            row.failed += 1
+        elif event == "retry":
+            row.retried += 1
 
     # Listener
     def __call__(self, event: str, job, detail) -> None:
+        self._worker(event, job)
         if event == "start":
             self.running += 1
             self.current = job.cell_id
+        elif event == "retry":
+            self.running = max(0, self.running - 1)
+            self.console.print(f"[yellow]retrying[/yellow] {job.cell_id}: {detail}")
+        elif event == "skipped":
+            self.grid.advance(self.grid_task)
         else:
             self.running = max(0, self.running - 1)
             if event == "done":

@@ -10,18 +10,20 @@ Layout of a run folder::
 A cell whose record says "done" is skipped on a rerun (or only its saved adapter is evaluated on
 the tasks and sampling step counts it lacks); "failed" is skipped unless retried; a cell killed
 during training still says "running" and is redone, one killed after its adapter was saved
-("running", ``config.trained``) only finishes its evaluation. Executors decide where cells run: in this
-process (CPU or one GPU) or one worker process per GPU.
+("running", ``config.trained``) only finishes its evaluation. Executors (``harness/executors/``)
+decide where cells run: in this process, one worker process per local device, or one Ray actor
+per GPU of a cluster. Whichever runs them, the driver (this module) plans the jobs, leases each
+cell right before it is dispatched (two runs on one folder never run the same cell) and writes
+``<out>/events.jsonl``; the worker writes the cell's files, so on a cluster the run folder must
+be on storage every node mounts at the same path.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,22 +31,11 @@ from typing import Protocol
 import yaml
 
 from harness.cell import CellRequest, Monitor, run_cell
-from harness.errors import BenchError
+from harness.executors.job import Job, Placement, plan_job
 
 log = logging.getLogger(__name__)
 
 CELLS = "cells"
-
-
-@dataclass
-class Job:
-    request: CellRequest
-    cell_dir: Path
-    extend: bool = False  # a trained cell whose saved adapter only needs evaluating
-
-    @property
-    def cell_id(self) -> str:
-        return self.request.cell.cell_id
 
 
 @dataclass
@@ -54,29 +45,74 @@ class RunSummary:
     done: int = 0
     failed: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
+    held: list[str] = field(default_factory=list)  # cells another run on this folder is running
 
 
-Listener = Callable[[str, Job, str | None], None]  # (event, job, detail): start | done | failed
+# (event, job, detail): start | done | failed | retry (its worker died) | skipped (finished
+# by another run meanwhile)
+Listener = Callable[[str, Job, str | None], None]
 
 
 class Executor(Protocol):
-    """Runs jobs somewhere and reports each start and outcome to ``listener``."""
+    """Runs the queue's jobs somewhere, pulling the next one whenever a worker is free, and
+    reports each start and outcome to ``listener`` (``harness/executors/``)."""
 
-    def run(self, jobs: list[Job], listener: Listener, monitor: Monitor) -> None: ...
+    def run(self, queue, listener: Listener, monitor: Monitor) -> None: ...
 
 
-def execute_job(job: Job, device: str, monitor: Monitor | None = None) -> tuple[str, str | None]:
-    """Run one cell and write its record; never raises (the failure is the record)."""
-    from results.schema import Record, utc_now
+def execute_job(
+    job: Job,
+    device: str,
+    monitor: Monitor | None = None,
+    models=None,
+    placement: Placement | None = None,
+) -> tuple[str, str | None]:
+    """Run one cell and write its record; never raises (the failure is the record).
+
+    ``models`` is the worker's base-model source (``harness.models.source``; None loads the base
+    fresh); ``placement`` says which worker runs it. Both are stamped into every record written:
+    ``environment.placement`` and ``costs.model_load_s``."""
+    from harness.models.source import FreshModels, use_models
+
+    source = models if models is not None else FreshModels()
+    source.last_load_s = None  # until this cell's checkout: not the previous cell's figure
+    if hasattr(source, "last_checksum"):
+        source.last_checksum = None
+    save = _stamped_writer(job.cell_dir, source, placement)
+    status = "failed"
+    try:
+        with use_models(source):
+            status, detail = (_extend_job if job.extend else _run_job)(job, device, monitor, save)
+        return status, detail
+    finally:
+        source.release(status == "done")
+
+
+def _stamped_writer(cell_dir: Path, source, placement: Placement | None) -> Callable:
+    import dataclasses
+
     from results.store import write_record
 
+    def save(record) -> None:
+        where = dict(placement.to_dict()) if placement is not None else {}
+        checksum = getattr(source, "last_checksum", None)
+        if checksum:
+            where["base_checksum"] = checksum
+        environment = dataclasses.replace(record.environment, placement=where)
+        costs = dataclasses.replace(record.costs, model_load_s=source.last_load_s)
+        write_record(cell_dir, dataclasses.replace(record, environment=environment, costs=costs))
+
+    return save
+
+
+def _run_job(job: Job, device: str, monitor: Monitor | None, save) -> tuple[str, str | None]:
+    from results.schema import Record, utc_now
+
     cell = job.request.cell
-    if job.extend:
-        return _extend_job(job, device, monitor)
     job.cell_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(job.cell_dir)
     config = {**cell.to_dict(), "rank": cell.rank}
-    write_record(job.cell_dir, Record(cell_id=cell.cell_id, status="running", config=config))
+    save(Record(cell_id=cell.cell_id, status="running", config=config))
     handler = logging.FileHandler(job.cell_dir / "log.txt", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -86,14 +122,9 @@ def execute_job(job: Job, device: str, monitor: Monitor | None = None) -> tuple[
     try:
         from harness.sandboxes import sandbox_cell_function
 
-        record = (sandbox_cell_function(cell) or run_cell)(
-            job.request,
-            job.cell_dir,
-            device,
-            monitor,
-            checkpoint=lambda r: write_record(job.cell_dir, r),
-        )
-        write_record(job.cell_dir, record)
+        cell_function = sandbox_cell_function(cell) or run_cell
+        record = cell_function(job.request, job.cell_dir, device, monitor, checkpoint=save)
+        save(record)
         return "done", None
     except Exception as err:  # noqa: BLE001 - isolation is the point: record and continue
         tb = traceback.format_exc()
@@ -106,7 +137,7 @@ def execute_job(job: Job, device: str, monitor: Monitor | None = None) -> tuple[
             error=summary + "\n" + tb[-4000:],
             finished_at=utc_now(),
         )
-        write_record(job.cell_dir, failed)
+        save(failed)
         return "failed", summary
     finally:
         root.removeHandler(handler)
@@ -125,7 +156,7 @@ def _remove_leftovers(cell_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _extend_job(job: Job, device: str, monitor: Monitor | None) -> tuple[str, str | None]:
+def _extend_job(job: Job, device: str, monitor: Monitor | None, save) -> tuple[str, str | None]:
     """Evaluate a trained cell's saved adapter on what it lacks (new step counts, new tasks, the
     rest of an interrupted evaluation). A failure keeps a finished cell's record as it was (with
     the scores added so far); an interrupted cell that fails again is recorded as failed."""
@@ -133,7 +164,7 @@ def _extend_job(job: Job, device: str, monitor: Monitor | None) -> tuple[str, st
 
     from harness.cell import extend_cell
     from results.schema import utc_now
-    from results.store import RECORD_NAME, read_record, write_record
+    from results.store import RECORD_NAME, read_record
 
     record = None
     try:
@@ -144,9 +175,9 @@ def _extend_job(job: Job, device: str, monitor: Monitor | None) -> tuple[str, st
             record,
             device,
             monitor,
-            lambda r: write_record(job.cell_dir, r),
+            save,
         )
-        write_record(job.cell_dir, finished)
+        save(finished)
         return "done", None
     except Exception as err:  # noqa: BLE001
         tb = traceback.format_exc()
@@ -157,92 +188,32 @@ def _extend_job(job: Job, device: str, monitor: Monitor | None) -> tuple[str, st
             failed = dataclasses.replace(
                 latest, status="failed", error=summary + "\n" + tb[-4000:], finished_at=utc_now()
             )
-            write_record(job.cell_dir, failed)
+            save(failed)
         return "failed", f"evaluating the saved adapter failed: {summary}"
 
 
-class InProcessExecutor:
-    """One cell at a time in this process, with every core (CPU) or one GPU."""
-
-    def __init__(self, device: str = "auto") -> None:
-        self.device = device
-
-    def run(self, jobs: list[Job], listener: Listener, monitor: Monitor) -> None:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
-        for job in jobs:
-            listener("start", job, None)
-            status, detail = execute_job(job, self.device, monitor)
-            listener(status, job, detail)
-
-
-_WORKER_DEVICE = "cpu"
-
-
-def _init_worker(devices) -> None:
-    global _WORKER_DEVICE
-    _WORKER_DEVICE = devices.get()
-    os.environ["BENCH_WORKER_DEVICE"] = _WORKER_DEVICE
-
-
-def _worker(job: Job) -> tuple[str, str | None]:
-    return execute_job(job, _WORKER_DEVICE)
-
-
-class MultiGPUExecutor:
-    """One worker process per GPU; cells are handed out as workers free up."""
-
-    def __init__(self, devices: list[str]) -> None:
-        self.devices = devices
-
-    def run(self, jobs: list[Job], listener: Listener, monitor: Monitor) -> None:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        queue = ctx.Manager().Queue()
-        for device in self.devices:
-            queue.put(device)
-        with ProcessPoolExecutor(len(self.devices), ctx, _init_worker, (queue,)) as pool:
-            futures = {}
-            for job in jobs:
-                listener("start", job, None)
-                futures[pool.submit(_worker, job)] = job
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    status, detail = future.result()
-                except Exception as err:  # a worker died (segfault, OOM kill): isolate it
-                    status, detail = "failed", f"worker crashed: {err}"
-                listener(status, job, detail)
-
-
 def choose_executor(devices: str | None) -> Executor:
-    """``--devices``: auto (every visible GPU, else the CPU), cpu, or a list like cuda:0,cuda:1."""
-    import torch
+    """The local executor for ``--devices`` (kept for callers of the old API)."""
+    from harness.executors import choose_executor as choose
 
-    if devices in (None, "auto"):
-        n = torch.cuda.device_count()
-        if n > 1:
-            return MultiGPUExecutor([f"cuda:{i}" for i in range(n)])
-        return InProcessExecutor("cuda" if n == 1 else "cpu")
-    names = [d.strip() for d in devices.split(",") if d.strip()]
-    if not names:
-        raise BenchError("--devices is empty; valid: auto, cpu, cuda:N[,cuda:M...]")
-    from harness.models.loader import resolve_device
+    return choose("local", devices=devices)
 
-    for name in names:
-        resolve_device(name)
-    if len(names) == 1:
-        return InProcessExecutor(names[0])
-    return MultiGPUExecutor(names)
+
+def __getattr__(name: str):
+    """``InProcessExecutor`` / ``MultiGPUExecutor`` moved to ``harness/executors/``."""
+    if name == "InProcessExecutor":
+        from harness.executors.inprocess import InProcessExecutor
+
+        return InProcessExecutor
+    if name == "MultiGPUExecutor":
+        from harness.executors.local import LocalProcessExecutor
+
+        return LocalProcessExecutor
+    raise AttributeError(name)
 
 
 def plan_jobs(requests: list[CellRequest], out: Path, retry_failed: bool) -> tuple[list[Job], int]:
     """Jobs still to run, and how many cells are skipped because they already finished."""
-    from harness.cell import missing_evaluations, resumable
-    from results.store import RECORD_NAME, read_record
-
     jobs, skipped = [], 0
     seen = set()
     for request in requests:
@@ -250,20 +221,11 @@ def plan_jobs(requests: list[CellRequest], out: Path, retry_failed: bool) -> tup
         if cell_id in seen:
             continue
         seen.add(cell_id)
-        cell_dir = out / CELLS / cell_id
-        path = cell_dir / RECORD_NAME
-        if path.is_file():
-            record = read_record(path)
-            if record.status == "done" and missing_evaluations(request, record):
-                jobs.append(Job(request, cell_dir, extend=True))
-                continue
-            if resumable(record, cell_dir):  # killed after training: evaluate what is missing
-                jobs.append(Job(request, cell_dir, extend=True))
-                continue
-            if record.status == "done" or (record.status == "failed" and not retry_failed):
-                skipped += 1
-                continue
-        jobs.append(Job(request, cell_dir))
+        job = plan_job(request, out / CELLS / cell_id, retry_failed)
+        if job is None:
+            skipped += 1
+        else:
+            jobs.append(job)
     return jobs, skipped
 
 
@@ -276,6 +238,8 @@ def run_grid(
     monitor_factory: Callable[[int], tuple[Listener, Monitor]] | None = None,
 ) -> RunSummary:
     """Run every cell not yet finished in ``out``; returns counts (failed cells listed)."""
+    from harness.executors.lease import LeaseBook
+    from harness.executors.queue import JobQueue
     from results.store import atomic_write_text, check_schema_compatible
 
     out = Path(out)
@@ -293,8 +257,17 @@ def run_grid(
             summary.done += 1
         elif event == "failed":
             summary.failed.append(f"{job.cell_id}: {detail}")
+        elif event == "skipped":
+            summary.skipped += 1
         listener(event, job, detail)
 
-    executor.run(jobs, on_event, monitor)
+    leases = LeaseBook(out).start()
+    try:
+        queue = JobQueue(jobs, out, retry_failed, leases, notify=on_event)
+        executor.run(queue, on_event, monitor)
+        leases.sweep()
+    finally:
+        leases.close()
+    summary.held = [f"{job.cell_id}: {info.describe()}" for job, info in queue.held]
     summary.wall_time_s = time.perf_counter() - start
     return summary

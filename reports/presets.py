@@ -47,6 +47,10 @@ GRID_KEYS = {
     "limit",
     "preset",
     "real",
+    # where the cells run (harness/executors), not grid axes: the CLI options override them
+    "executor",
+    "ray_address",
+    "workers",
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
@@ -104,6 +108,13 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
             raise BenchError(f"{where}: 'set' key {k!r} must be dotted, e.g. nara.c_scale")
         if not isinstance(v, list) or not v:
             raise BenchError(f"{where}: 'set.{k}' must be a non-empty list of values")
+    if grid.get("executor", "local") not in ("local", "ray"):
+        raise BenchError(f"{where}: 'executor' must be local or ray, got {grid['executor']!r}")
+    if not isinstance(grid.get("ray_address", ""), str):
+        raise BenchError(f"{where}: 'ray_address' must be auto or HOST:PORT")
+    workers = grid.get("workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers <= 0:
+        raise BenchError(f"{where}: 'workers' must be a positive integer, got {workers!r}")
     report = grid.get("report") or {}
     if not isinstance(report, dict):
         raise BenchError(f"{where}: 'report' must be a mapping")

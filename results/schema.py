@@ -204,6 +204,9 @@ class Costs:
     train_cpu_share: float | None = None
     eval_load_avg: float | None = None
     eval_cpu_share: float | None = None
+    # Seconds this cell's worker spent loading the base model: 0.0 when it reused the base it
+    # already held (harness/executors/model_cache.py), None in records written before reuse.
+    model_load_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -232,6 +235,8 @@ class Environment:
     python: str | None = None
     # load-time repairs applied to the model's released code (harness/models/llada.py, dream.py)
     model_repairs: list[str] = field(default_factory=list)
+    # Which worker ran the cell (harness/executors): executor, node, worker, pid, device, attempt.
+    placement: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -249,6 +254,7 @@ class Environment:
             threads=d.get("threads"),
             python=d.get("python"),
             model_repairs=list(d.get("model_repairs") or []),
+            placement=dict(d.get("placement") or {}),
         )
 
 
