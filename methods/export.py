@@ -50,6 +50,12 @@ def export_adapter(
     """Write ``out`` as a plain peft LoRA (or DoRA) folder equal to the adapter in
     ``adapter_dir`` (at noise level ``level`` for NaRA). ``out`` must not exist or be empty."""
     adapter_dir, out = Path(adapter_dir), Path(out)
+    record_file = adapter_dir / METHOD_FILE
+    if record_file.is_file() and json.loads(record_file.read_text()).get("method") == "l2d":
+        raise BenchError(
+            "an L2D adapter is a second stream beside the base, not a weight update: it has no "
+            "plain peft LoRA equivalent (load it with bench's load_adapter)"
+        )
     name, config, bank, state, _ = offline_bank(adapter_dir)
     _check_level(name, config, level)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -11,6 +11,7 @@ Module names by family (attention first, MLP second):
 | tiny  | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
 | llada | q_proj, k_proj, v_proj, attn_out | ff_proj, up_proj, ff_out |
 | dream | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
+| tiny-ar, llama, qwen2 (autoregressive) | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
 
 LLaDA's output head is also called ``ff_out`` (``model.transformer.ff_out``): targeting ``ff_out``
 matches it too unless the backbone reports it through ``get_output_embeddings()``, in which case
@@ -30,12 +31,18 @@ FAMILY_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "llada": ("q_proj", "k_proj", "v_proj", "attn_out"),
     "dream": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "generic": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "tiny-ar": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj"),
 }
 
 FAMILY_MLP_TARGETS: dict[str, tuple[str, ...]] = {
     "tiny": ("gate_proj", "up_proj", "down_proj"),
     "llada": ("ff_proj", "up_proj", "ff_out"),
     "dream": ("gate_proj", "up_proj", "down_proj"),
+    "tiny-ar": ("gate_proj", "up_proj", "down_proj"),
+    "llama": ("gate_proj", "up_proj", "down_proj"),
+    "qwen2": ("gate_proj", "up_proj", "down_proj"),
 }
 
 
