@@ -49,7 +49,8 @@ GRID_KEYS = {
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
-REPORT_CHECKS = ("aa",)  # report.check: a calibration section (reports/calibration.py)
+# report.check: a calibration section (reports/calibration.py) | L2D's flow (reports/flow.py)
+REPORT_CHECKS = ("aa", "flow")
 DEFAULT_MODEL = "tiny"
 
 

@@ -8,7 +8,8 @@ representation of the argmax token of the logits at (x, t); ``v = 0`` at t >= 1.
 ``steps`` counts integration intervals of the fixed-grid solvers (grid ``linspace(0, 1, steps +
 1)``): the release's S grid points are ``steps + 1`` here, so its "15 evaluations" (midpoint,
 S = 8) is ``steps = 7`` (2 * 7 + 1). We count intervals so that "Euler with one step" is one
-update. Adaptive solvers ignore ``steps`` and use the release's rtol = atol = 1e-5, first step 0.05.
+update. Adaptive solvers ignore ``steps`` and use the release's rtol = atol = 1e-5, first step 0.05,
+and stop with one line after :data:`ADAPTIVE_MAX_STEPS` steps for one token.
 Flow evaluations are counted as they happen (the final forward included).
 """
 
@@ -25,6 +26,9 @@ ADAPTIVE_SOLVERS = ("adaptive_heun", "bosh3", "dopri5")
 SOLVERS = FIXED_SOLVERS + ADAPTIVE_SOLVERS
 TOLERANCE = 1e-5
 FIRST_STEP = 0.05
+# An argmax target that keeps switching along the path makes the error control shrink the step
+# without end; past this many accepted-or-rejected steps for one token the evaluation stops.
+ADAPTIVE_MAX_STEPS = 500
 
 
 def check_solver(name: str) -> str:
@@ -90,16 +94,25 @@ def integrate(model, state, settings: FlowSettings) -> tuple[torch.Tensor, int]:
         path = odeint(field, x0, grid, method=settings.solver)
     else:
         grid = torch.tensor([0.0, 1.0], device=x0.device)
-        options = {"first_step": FIRST_STEP}
-        path = odeint(
-            field,
-            x0,
-            grid,
-            method=settings.solver,
-            rtol=TOLERANCE,
-            atol=TOLERANCE,
-            options=options,
-        )
+        options = {"first_step": FIRST_STEP, "max_num_steps": ADAPTIVE_MAX_STEPS}
+        try:
+            path = odeint(
+                field,
+                x0,
+                grid,
+                method=settings.solver,
+                rtol=TOLERANCE,
+                atol=TOLERANCE,
+                options=options,
+            )
+        except AssertionError as err:
+            if "max_num_steps" not in str(err):
+                raise
+            raise BenchError(
+                f"adaptive solver {settings.solver} took over {ADAPTIVE_MAX_STEPS} steps for one "
+                f"token (rtol = atol = {TOLERANCE}: the argmax target keeps switching along the "
+                "path); use a fixed-grid solver: " + ", ".join(FIXED_SOLVERS)
+            ) from None
     x1 = path[-1]
     ones = torch.ones(b, n, device=x0.device)
     label = torch.ones(b, dtype=torch.long, device=x0.device) if model.config.guided else None
