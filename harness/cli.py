@@ -525,11 +525,20 @@ def list_models() -> None:
 
     table = Table("name", "family", "source", "notes")
     table.add_row("tiny", "tiny", "built here", "pretrained on first use, cached under BENCH_CACHE")
+    table.add_row(
+        "tiny-ar",
+        "tiny-ar",
+        "built here",
+        "causal LM (L2D's base); pretrained on first use, cached",
+    )
     for name, spec in MODEL_SPECS.items():
         kind = "instruct (chat template)" if spec.instruct else "base"
         table.add_row(name, spec.family, spec.hub_id, f"{kind}; needs the hub or a local copy")
     table.add_row(
-        "PATH", "auto", "a local folder", "tiny, LLaDA or Dream (remote code) or any masked LM"
+        "PATH",
+        "auto",
+        "a local folder",
+        "tiny, LLaDA or Dream (remote code), a Llama / Qwen2 causal LM, or any masked LM",
     )
     console.print(table)
 

@@ -132,3 +132,15 @@ def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(ar_folder, tmp
     assert per_token["flow=euler:1"] == 2 and per_token["flow=euler:2"] == 3
     assert {s.sampler for s in records["lora"].scores if s.sampling} == {"plain"}
     assert records["l2d"].costs.trainable_params > records["lora"].costs.trainable_params
+
+
+def test_an_autoregressive_alias_off_the_hub_stops_with_one_line(monkeypatch):
+    import harness.models.loader as loader
+    from harness.models.loader import base_objective, load_model
+
+    monkeypatch.setattr(loader, "hub_reachable", lambda: False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert base_objective("qwen2.5-7b-instruct") == "autoregressive"
+    assert base_objective("llada-8b-instruct") == "masked-diffusion"
+    with pytest.raises(BenchError, match="hub is unreachable.*or use --model tiny-ar"):
+        load_model("llama-3.2-1b-instruct", "cpu")
