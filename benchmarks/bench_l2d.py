@@ -53,7 +53,7 @@ def main() -> None:
     for batch in (1, 16):
         rows = prompts[:batch]
 
-        def plain():
+        def plain(rows=rows):
             greedy_generate(base, rows, args.tokens)
 
         seconds = _cpu_time(plain, args.repeats)
@@ -62,7 +62,7 @@ def main() -> None:
         for steps in (2, 8, 32):
             stats = SamplingStats()
 
-            def flow():
+            def flow(rows=rows, steps=steps, stats=stats):
                 settings = FlowSettings(steps, args.solver, torch.Generator().manual_seed(0))
                 greedy_generate(l2d, rows, args.tokens, settings, stats)
 
@@ -79,7 +79,8 @@ def main() -> None:
 
     data = load_task_data(get_task("synth_math_unseen"), seed=0, limit=64, train_limit=256)
     encoded = [
-        (tok.encode(format_prompt(ex, "plain")), tok.encode(ex.target)) for ex in data.train.examples
+        (tok.encode(format_prompt(ex, "plain")), tok.encode(ex.target))
+        for ex in data.train.examples
     ]
     config = TrainConfig(steps=1, lr=2e-3, batch_size=32, grad_accum=1, val_every=1000)
     times = {}
