@@ -97,6 +97,16 @@ def sample(
         load_adapter(dlm, adapter)
     stats = SamplingStats()
     prompt_ids = dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))
+    if dlm.objective == "autoregressive":  # greedy next-token decoding (L2D: default flow)
+        from harness.causal.decode import greedy_generate
+        from harness.causal.evaluate import flow_settings
+        from harness.config import EvalConfig
+
+        settings = flow_settings(dlm, EvalConfig(), 0)
+        out = greedy_generate(dlm, [prompt_ids], gen_length, settings, stats)[0]
+        console.print(dlm.tokenizer.decode(out))
+        console.print(f"[dim]greedy: {stats.tokens} tokens, {stats.tokens_per_s or 0:.1f}/s[/dim]")
+        return
     out = generate(dlm, [prompt_ids], config, stats=stats)[0]
     console.print(dlm.tokenizer.decode(out))
     console.print(

@@ -94,7 +94,9 @@ def test_grids_pairing_a_method_with_a_base_it_cannot_serve_stop(ar_folder):
         make_grid({"model": str(ar_folder), "methods": ["lora"], "steps": [4]}).cells()
 
 
-def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(ar_folder, tmp_path):
+def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(
+    ar_folder, tmp_path, one_torch_thread
+):
     from harness.cell import CellRequest
     from harness.grid import make_grid, sampling_steps, sampling_variants
     from harness.runner import InProcessExecutor, run_grid
@@ -109,6 +111,7 @@ def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(ar_folder, tmp
             "train.val_every": [2],
             "train.val_examples": [4],
             "train.noise_bins": [2],
+            "eval.gen_length": [4],
             "eval.l2d_steps": [1, 2],
             "eval.solver": ["euler", "dopri5"],
         },
@@ -121,7 +124,7 @@ def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(ar_folder, tmp
     assert [len(r.variants()) for r in requests] == [1, 1, 3]  # adaptive: once, steps ignored
     # An adaptive solver on a barely trained flow may need thousands of steps: run the fixed ones.
     requests[2].samplers = [v for v in requests[2].samplers if v["solver"] == "euler"]
-    summary = run_grid(requests, tmp_path / "run", {"name": "t"}, InProcessExecutor("cpu"))
+    summary = run_grid(requests, tmp_path / "run", grid.to_spec(), InProcessExecutor("cpu"))
     assert not summary.failed
     records = {r.method: r for r in load_records([tmp_path / "run"])}
     labels = {s.sampler for s in records["l2d"].scores if s.sampling}
@@ -132,6 +135,12 @@ def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(ar_folder, tmp
     assert per_token["flow=euler:1"] == 2 and per_token["flow=euler:2"] == 3
     assert {s.sampler for s in records["lora"].scores if s.sampling} == {"plain"}
     assert records["l2d"].costs.trainable_params > records["lora"].costs.trainable_params
+    from reports.build import build_report
+
+    report = build_report([tmp_path / "run"], tmp_path / "report", make_plots=True).read_text()
+    assert "## L2D: flow steps and solvers" in report
+    assert "## Fast sampling" not in report  # flow settings are not fast-sampling settings
+    assert (tmp_path / "report" / "l2d_flow.png").is_file()
 
 
 def test_an_autoregressive_alias_off_the_hub_stops_with_one_line(monkeypatch):
