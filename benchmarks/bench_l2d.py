@@ -27,7 +27,7 @@ def _cpu_time(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--solver", default="midpoint")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -53,21 +53,23 @@ def main() -> None:
     for batch in (1, 16):
         rows = prompts[:batch]
 
-        def plain(rows=rows):
-            greedy_generate(base, rows, args.tokens)
+        plain_stats = SamplingStats()
+
+        def plain(rows=rows, stats=plain_stats):
+            greedy_generate(base, rows, args.tokens, None, stats, stop_at_eos=False)
 
         seconds = _cpu_time(plain, args.repeats)
-        plain_tps = batch * args.tokens / seconds
+        plain_tps = plain_stats.tokens / (args.repeats + 1) / seconds  # tokens actually decoded
         print(f"batch {batch:2d} base plain        {plain_tps:9.1f} tokens/s (CPU)")
         for steps in (2, 8, 32):
             stats = SamplingStats()
 
             def flow(rows=rows, steps=steps, stats=stats):
                 settings = FlowSettings(steps, args.solver, torch.Generator().manual_seed(0))
-                greedy_generate(l2d, rows, args.tokens, settings, stats)
+                greedy_generate(l2d, rows, args.tokens, settings, stats, stop_at_eos=False)
 
             seconds = _cpu_time(flow, args.repeats)
-            tps = batch * args.tokens / seconds
+            tps = stats.tokens / (args.repeats + 1) / seconds
             print(
                 f"batch {batch:2d} l2d {args.solver} {steps:2d} steps {tps:9.1f} tokens/s "
                 f"(CPU), {stats.flow_evals_per_token:.0f} flow evals/token, "

@@ -187,3 +187,19 @@ def test_methods_refuse_the_wrong_kind_of_base():
     with pytest.raises(BenchError, match="method 'l2d' adapts autoregressive bases"):
         check_serves(get_method("l2d"), "tiny", "masked-diffusion")
     check_serves(get_method("lora"), "tiny-ar", "autoregressive")
+
+
+@pytest.mark.parametrize("name", ["l2d-steps", "l2d-schedule", "l2d-main"])
+def test_l2d_presets_expand_on_the_causal_bases(name):
+    from harness.grid import make_grid, sampling_variants
+    from reports.presets import for_model, load_preset
+
+    preset = load_preset(name)
+    assert preset["model"] == "tiny-ar" and "l2d" in preset["methods"]
+    for model, flows in (("tiny-ar", 5 * 3 + 1), ("llama-3.2-1b-instruct", 6 * 3 + 1)):
+        grid = make_grid(for_model(preset, model))
+        cells = grid.cells()
+        assert {c.method for c in cells} == set(preset["methods"])
+        variants = {c.method: len(sampling_variants(grid, c)) for c in cells}
+        if name == "l2d-steps":  # fixed solvers x steps, the adaptive one once; LoRA once
+            assert variants == {"base": 1, "lora": 1, "l2d": flows}

@@ -23,8 +23,10 @@ def greedy_generate(
     max_new_tokens: int,
     settings=None,
     stats: SamplingStats | None = None,
+    stop_at_eos: bool = True,
 ) -> list[list[int]]:
-    """Each prompt's continuation (cut before its first EOS), temperature 0."""
+    """Each prompt's continuation (cut before its first EOS), temperature 0. ``stop_at_eos``
+    False decodes exactly ``max_new_tokens`` per row (speed measurements)."""
     from transformers import DynamicCache
 
     if any(len(p) == 0 for p in prompts):
@@ -51,7 +53,8 @@ def greedy_generate(
         token = torch.where(done, torch.full_like(token, eos), token)
         out[:, step] = token
         stats.tokens += active
-        done = done | (token == eos)
+        if stop_at_eos:
+            done = done | (token == eos)
         if bool(done.all()):
             break
         step_ids = token[:, None]
