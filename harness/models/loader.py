@@ -49,7 +49,7 @@ BUILT_HERE = (TINY, TINY_AR)
 
 
 def valid_model_names() -> str:
-    return ", ".join([*BUILT_HERE, *MODEL_SPECS]) + ", or a local model folder"
+    return ", ".join([TINY, *MODEL_SPECS, TINY_AR]) + ", or a local model folder"
 
 
 def known_model(name: str) -> bool:
