@@ -203,3 +203,16 @@ def test_l2d_presets_expand_on_the_causal_bases(name):
         variants = {c.method: len(sampling_variants(grid, c)) for c in cells}
         if name == "l2d-steps":  # fixed solvers x steps, the adaptive one once; LoRA once
             assert variants == {"base": 1, "lora": 1, "l2d": flows}
+
+
+def test_flow_scoring_lines_up_with_the_base_positions(one_torch_thread):
+    """A fresh flow's logits are the base's at every flow state, so its likelihood of a
+    continuation (one flow per scored position, all at once) must be the base's exactly."""
+    from harness.causal.likelihood import causal_loglikelihood
+
+    lm = make_causal_lm("qwen2")
+    prefix, target = [5, 6, 7, 8], [9, 10, 11]
+    want = causal_loglikelihood(lm, prefix, target).loglik
+    _l2d(lm)
+    got = causal_loglikelihood(lm, prefix, target, FlowSettings(2, "euler")).loglik
+    assert got == pytest.approx(want, abs=1e-5)
