@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from reports.tables import Table, method_order
 from results.schema import Record
@@ -132,9 +133,15 @@ def plot_flow(rows: pd.DataFrame, out_dir: Path) -> Path | None:
             curve = sub.groupby("flow_evals_per_token")["value"].mean().sort_index()
             ax.plot(curve.index, curve.map(_pct), "o-", label=f"L2D {solver}")
         refs = rows[(rows["task"] == task) & rows["method"].isin(REFERENCES)]
+        colours = {"base": "black", "lora": "tab:red", "dora": "tab:purple"}
         for method, sub in refs.groupby("method", sort=True):
-            ax.axhline(_pct(sub["value"].mean()), linestyle="--", linewidth=1, label=method)
+            value = _pct(sub["value"].mean())
+            ax.axhline(value, linestyle="--", linewidth=1, color=colours[method], label=method)
+        ticks = sorted({float(v) for v in mine["flow_evals_per_token"].dropna()})
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("flow evaluations per token")
         ax.set_ylabel("accuracy (mean over seeds)")
         ax.set_title(str(task))
