@@ -12,6 +12,13 @@ Module names by family (attention first, MLP second):
 | llada | q_proj, k_proj, v_proj, attn_out | ff_proj, up_proj, ff_out |
 | dream | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
 | tiny-ar, llama, qwen2 (autoregressive) | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
+| diffusion_gemma | q_proj, k_proj, v_proj, o_proj (encoder and decoder) | gate_proj, up_proj, down_proj |
+
+DiffusionGemma's short names match its text encoder and its decoder (shared weights, separate
+modules: each gets its own adapter) and, for the MLP names, the decoder's self-conditioning block;
+the vision tower's layers are ``...q_proj.linear`` and never match. Its full-attention layers have
+no ``v_proj`` (keys are values there). Its MoE experts are 3-D parameters, not linear layers: not
+adapted.
 
 LLaDA's output head is also called ``ff_out`` (``model.transformer.ff_out``): targeting ``ff_out``
 matches it too unless the backbone reports it through ``get_output_embeddings()``, in which case
@@ -34,6 +41,7 @@ FAMILY_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "tiny-ar": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "diffusion_gemma": ("q_proj", "k_proj", "v_proj", "o_proj"),
 }
 
 FAMILY_MLP_TARGETS: dict[str, tuple[str, ...]] = {
@@ -43,6 +51,7 @@ FAMILY_MLP_TARGETS: dict[str, tuple[str, ...]] = {
     "tiny-ar": ("gate_proj", "up_proj", "down_proj"),
     "llama": ("gate_proj", "up_proj", "down_proj"),
     "qwen2": ("gate_proj", "up_proj", "down_proj"),
+    "diffusion_gemma": ("gate_proj", "up_proj", "down_proj"),  # the dense MLP beside the experts
 }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from harness.errors import BenchError
+from reports.theory import CHECKS as THEORY_CHECKS
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 GRID_KEYS = {
@@ -49,8 +50,9 @@ GRID_KEYS = {
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
-# report.check: a calibration section (reports/calibration.py) | L2D's flow (reports/flow.py)
-REPORT_CHECKS = ("aa", "flow")
+# report.check: a calibration section (reports/calibration.py), a theory-sandbox section or
+# L2D's flow (reports/flow.py)
+REPORT_CHECKS = ("aa", "flow", *THEORY_CHECKS)
 DEFAULT_MODEL = "tiny"
 
 

@@ -51,6 +51,9 @@ class Family:
         returns the names of the repairs the class needs.
     repair_model: repairs a loaded instance; returns the names of the repairs applied.
     rotary_problems: where the rotary tables differ from their definition in the config.
+    noise_process: how the family corrupts text, which defines the noise level t its adapters
+        are fed: "masking" (t = masking rate, :mod:`harness.diffusion`) or "uniform" (t = the
+        fraction of canvas positions drawn from noise, :mod:`harness.uniform_noise`).
     model_inputs: the forward's keyword arguments for (ids, 0/1 attention or None), as the
         family's released evaluation builds them.
     """
@@ -59,6 +62,7 @@ class Family:
     # What the base model is trained to do: "masked-diffusion" (a denoiser, DiffusionLM) or
     # "autoregressive" (next-token prediction, CausalLM). Methods name the objectives they serve.
     objective: str = "masked-diffusion"
+    noise_process: str = "masking"  # "masking" (a mask token) | "uniform" (random tokens)
     shift_logits: bool = False  # logits at i predict token i+1 (Dream)
     prepend_bos: bool = False  # prompts start with BOS, as in the family's SFT and evaluation
     default_mask_id: int | None = None  # when the tokenizer names no mask token (LLaDA)
@@ -87,10 +91,20 @@ QWEN2_FAMILY = Family("qwen2", objective=AUTOREGRESSIVE)
 
 
 def get_family(name: str) -> Family:
+    from harness.models.diffusion_gemma import DIFFUSION_GEMMA
     from harness.models.dream import DREAM
     from harness.models.llada import LLADA
 
-    known = (TINY_FAMILY, GENERIC_FAMILY, LLADA, DREAM, TINY_AR_FAMILY, LLAMA_FAMILY, QWEN2_FAMILY)
+    known = (
+        TINY_FAMILY,
+        GENERIC_FAMILY,
+        LLADA,
+        DREAM,
+        DIFFUSION_GEMMA,
+        TINY_AR_FAMILY,
+        LLAMA_FAMILY,
+        QWEN2_FAMILY,
+    )
     families = {f.name: f for f in known}
     if name not in families:
         raise BenchError(f"unknown model family {name!r}; valid: {', '.join(families)}")

@@ -27,7 +27,7 @@ class ModelSpec:
     """A named real checkpoint on the hub."""
 
     hub_id: str
-    family: str  # "llada" | "dream"
+    family: str  # "llada" | "dream" | "diffusion_gemma"
     instruct: bool
     mask_token_id: int | None = None
 
@@ -42,6 +42,9 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "llama-3.1-8b-instruct": ModelSpec("meta-llama/Llama-3.1-8B-Instruct", "llama", True),
     "qwen2.5-1.5b-instruct": ModelSpec("Qwen/Qwen2.5-1.5B-Instruct", "qwen2", True),
     "qwen2.5-7b-instruct": ModelSpec("Qwen/Qwen2.5-7B-Instruct", "qwen2", True),
+    "diffusiongemma-26b-a4b-it": ModelSpec(
+        "google/diffusiongemma-26B-A4B-it", "diffusion_gemma", True
+    ),
 }
 TINY = "tiny"
 TINY_AR = "tiny-ar"
@@ -49,7 +52,9 @@ BUILT_HERE = (TINY, TINY_AR)
 
 
 def valid_model_names() -> str:
-    return ", ".join([TINY, *MODEL_SPECS, TINY_AR]) + ", or a local model folder"
+    from harness.sandboxes import SANDBOXES
+
+    return ", ".join([TINY, *MODEL_SPECS, TINY_AR, *SANDBOXES]) + ", or a local model folder"
 
 
 def known_model(name: str) -> bool:
@@ -84,7 +89,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def detect_family(folder: Path) -> str:
-    """Family of a local folder from its config: tiny, llada, dream, or generic."""
+    """Family of a local folder from its config: tiny, llada, dream, diffusion_gemma, generic."""
     config = folder / "config.json"
     if not config.is_file():
         raise BenchError(f"model folder {folder} has no config.json")
@@ -93,6 +98,8 @@ def detect_family(folder: Path) -> str:
     kind = kind.lower()
     if "bench_tiny_dllm" in kind:
         return "tiny"
+    if "diffusion_gemma" in kind or "diffusiongemma" in kind:
+        return "diffusion_gemma"
     if (folder / CHAR_TOKENIZER_FILE).is_file() and "llama" in kind:
         return "tiny-ar"  # the harness's own causal base: a small Llama, character tokenizer
     if "llada" in kind:
@@ -120,6 +127,13 @@ def load_model(name: str, device: str = "auto", mask_token_id: int | None = None
     folder = Path(name).expanduser()
     if folder.is_dir():
         return _load_folder(folder, name, target, mask_token_id)
+    from harness.sandboxes import sandbox_of
+
+    if sandbox_of(name) is not None:
+        raise BenchError(
+            f"model {name!r} is the {sandbox_of(name).description}, not a diffusion LM: it "
+            "runs only in grid cells (bench run --model attention, bench list presets)"
+        )
     raise BenchError(f"unknown model {name!r}; valid: {valid_model_names()}")
 
 
@@ -185,6 +199,10 @@ def _load_transformers(
     """Tokenizer + model through transformers (remote code allowed), repaired and checked."""
     from transformers import AutoTokenizer
 
+    if family_name == "diffusion_gemma":  # built into transformers, its own load and checks
+        from harness.models.diffusion_gemma import load_diffusion_gemma
+
+        return load_diffusion_gemma(source, name, device, _dtype_for(device), local_files_only)
     family = get_family(family_name)
     if family.objective != "masked-diffusion":
         from harness.models.causal_loader import load_causal
