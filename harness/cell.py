@@ -50,9 +50,9 @@ class CellRequest:
     samplers: list[dict[str, str]] = field(default_factory=list)
 
     def variants(self) -> list[dict[str, str]]:
-        from harness.config import EVAL_ONLY_FIELDS
+        from harness.config import sampler_fields
 
-        own = {name: getattr(self.cell.eval, name) for name in EVAL_ONLY_FIELDS}
+        own = {name: getattr(self.cell.eval, name) for name in sampler_fields(self.cell.method)}
         return self.samplers or [own]
 
 

@@ -97,6 +97,16 @@ def sample(
         load_adapter(dlm, adapter)
     stats = SamplingStats()
     prompt_ids = dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))
+    if dlm.objective == "autoregressive":  # greedy next-token decoding (L2D: default flow)
+        from harness.causal.decode import greedy_generate
+        from harness.causal.evaluate import flow_settings
+        from harness.config import EvalConfig
+
+        settings = flow_settings(dlm, EvalConfig(), 0)
+        out = greedy_generate(dlm, [prompt_ids], gen_length, settings, stats)[0]
+        console.print(dlm.tokenizer.decode(out))
+        console.print(f"[dim]greedy: {stats.tokens} tokens, {stats.tokens_per_s or 0:.1f}/s[/dim]")
+        return
     out = generate(dlm, [prompt_ids], config, stats=stats)[0]
     console.print(dlm.tokenizer.decode(out))
     console.print(
@@ -577,6 +587,12 @@ def list_models() -> None:
 
     table = Table("name", "family", "source", "notes")
     table.add_row("tiny", "tiny", "built here", "pretrained on first use, cached under BENCH_CACHE")
+    table.add_row(
+        "tiny-ar",
+        "tiny-ar",
+        "built here",
+        "causal LM (L2D's base); pretrained on first use, cached",
+    )
     for name, spec in MODEL_SPECS.items():
         kind = "instruct (chat template)" if spec.instruct else "base"
         table.add_row(name, spec.family, spec.hub_id, f"{kind}; needs the hub or a local copy")
@@ -584,8 +600,8 @@ def list_models() -> None:
         "PATH",
         "auto",
         "a local folder",
-        "tiny, LLaDA or Dream (remote code), DiffusionGemma (model_type diffusion_gemma) "
-        "or any masked LM",
+        "tiny, LLaDA or Dream (remote code), DiffusionGemma (model_type diffusion_gemma), "
+        "a Llama / Qwen2 causal LM, or any masked LM",
     )
     from harness.sandboxes import SANDBOXES
 

@@ -82,17 +82,35 @@ class EvalConfig:
     cache: str = "none"  # none | prefix | dual
     parallel: str = "none"  # none | threshold:X | factor:X
     cache_refresh: str = "block"  # block | step-level-change:X
+    # L2D's flow per generated token (methods.l2d.solve), evaluation-only too: integration
+    # intervals (7 with midpoint = the release's 15 flow evaluations) and the torchdiffeq solver.
+    l2d_steps: int = 7
+    solver: str = "midpoint"  # euler | midpoint | rk4 | adaptive_heun | bosh3 | dopri5
 
     def __post_init__(self) -> None:
         from harness.sampling.settings import parse_cache, parse_parallel, parse_refresh
+        from methods.l2d.solve import check_solver, check_steps
 
         parse_cache(self.cache)
         parse_parallel(self.parallel)
         parse_refresh(self.cache_refresh)
+        check_solver(self.solver)
+        check_steps(self.l2d_steps)
 
 
 # EvalConfig fields that only change how a trained adapter is sampled: not part of a cell's id.
-EVAL_ONLY_FIELDS = ("cache", "parallel", "cache_refresh")
+FLOW_EVAL_FIELDS = ("l2d_steps", "solver")
+EVAL_ONLY_FIELDS = ("cache", "parallel", "cache_refresh", *FLOW_EVAL_FIELDS)
+
+
+def sampler_fields(method: str) -> tuple[str, ...]:
+    """The evaluation-only fields that change how ``method``'s cells sample: the flow's only
+    for a method that decodes with a flow (L2D), so LoRA is not re-evaluated per flow setting."""
+    from methods.registry import get_method
+
+    if get_method(method).flow_decoding:
+        return EVAL_ONLY_FIELDS
+    return tuple(f for f in EVAL_ONLY_FIELDS if f not in FLOW_EVAL_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -147,10 +165,11 @@ class CellConfig:
 
 
 def is_tiny(model: str) -> bool:
-    """The embedded tiny dLLM, by alias or as a saved folder (tests build small ones)."""
+    """The embedded tiny dLLM or tiny causal LM, by alias or as a saved folder (tests build
+    small ones)."""
     from harness.models.tokenizer import CHAR_TOKENIZER_FILE
 
-    return model == "tiny" or (Path(model) / CHAR_TOKENIZER_FILE).is_file()
+    return model in ("tiny", "tiny-ar") or (Path(model) / CHAR_TOKENIZER_FILE).is_file()
 
 
 def default_train(model: str, suite: str) -> TrainConfig:
@@ -221,4 +240,7 @@ def default_method_overrides(model: str, method: str) -> dict[str, Any]:
     at this size); real models keep the released defaults."""
     if is_tiny(model) and method == "nara":
         return {"hidden_sizes": (32, 64)}
+    if is_tiny(model) and method == "l2d":
+        # ../shared/notes/l2d.md section 6: a 16-d token space and a 64-d time embedding
+        return {"rep_size": 16, "embed_dim": 64, "sigma": 16.0}
     return {}

@@ -77,6 +77,12 @@ def evaluate(
 
         return evaluate_uniform(dlm, spec, examples, config, steps, seed, on_progress)
     protocol = resolve_protocol(spec, config)
+    if getattr(dlm, "objective", "masked-diffusion") == "autoregressive":
+        from harness.causal.evaluate import evaluate_causal
+
+        return evaluate_causal(
+            dlm, spec, examples, config, steps, seed, protocol, on_progress, chat_fn_for(dlm)
+        )
     start = time.perf_counter()
     if protocol == "loglik":
         score = _loglik(dlm, spec, examples, config, seed, on_progress)

@@ -12,7 +12,6 @@ import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from harness.config import (
@@ -185,15 +184,24 @@ def _replace(obj, updates: dict[str, Any], section: str):
 
 def expand(grid: Grid) -> list[CellConfig]:
     """All cells of the grid, in a stable order (task-major, so one task's data loads once)."""
-    from harness.models.loader import MODEL_SPECS, TINY, valid_model_names
+    from harness.models.loader import base_objective, known_model, valid_model_names
     from harness.sandboxes import SANDBOXES, check_cell
-    from methods.registry import METHODS, get_method
+    from methods.registry import METHODS, check_serves, get_method
     from tasks.registry import resolve_tasks, settings_tasks
 
-    known = grid.model in (TINY, *MODEL_SPECS, *SANDBOXES) or Path(grid.model).is_dir()
+    known = known_model(grid.model) or grid.model in SANDBOXES
     if not known:
         raise BenchError(f"unknown model {grid.model!r}; valid: {valid_model_names()}")
     methods = [get_method(m).name for m in grid.methods]
+    sandbox = grid.model in SANDBOXES  # the sandboxes check their own cells (check_cell)
+    objective = "masked-diffusion" if sandbox else base_objective(grid.model)
+    for name in methods if not sandbox else ():
+        check_serves(get_method(name), grid.model, objective)
+    if grid.steps and objective != "masked-diffusion":
+        raise BenchError(
+            f"--steps sets a masked-diffusion sampler's steps; {grid.model} is autoregressive "
+            "(one forward per token): vary L2D's flow with --set eval.l2d_steps=... instead"
+        )
     tasks = resolve_tasks(list(grid.tasks))
     sections = ("train", "eval", "method", *METHODS, *settings_tasks())
     for key in grid.sets:
@@ -319,7 +327,8 @@ def _make_cell(
             overrides[name] = value
     for key in _EVAL_ONLY_KEYS:  # the cell's own record shows the first sampler it evaluates
         if key in grid.sets:
-            eval_updates[key.split(".", 1)[1]] = _setting_text(grid.sets[key][0])
+            name = key.split(".", 1)[1]
+            eval_updates[name] = _flow_value(name, grid.sets[key][0])
     train = _replace(train, train_updates, "train")
     evaluation = _replace(evaluation, eval_updates, "eval")
     trains_on, train, note = _training_identity(grid.model, task, train)
@@ -358,19 +367,28 @@ def _setting_text(value: Any) -> str:
 def sampling_variants(grid: Grid, cell: CellConfig) -> list[dict[str, str]]:
     """The fast-sampling settings to evaluate a cell's adapter with: every combination of the
     ``eval.cache`` / ``eval.parallel`` / ``eval.cache_refresh`` values (validated), in grid order."""
-    from harness.sampling.settings import DEFAULTS
+    from harness.config import sampler_fields
+    from harness.sampling.settings import DEFAULTS, sampler_label
 
+    fields = sampler_fields(cell.method)
     values = [
-        [_setting_text(v) for v in grid.sets.get(f"eval.{name}", (getattr(cell.eval, name),))]
-        for name in EVAL_ONLY_FIELDS
+        [_flow_value(name, v) for v in grid.sets.get(f"eval.{name}", (getattr(cell.eval, name),))]
+        for name in fields
     ]
-    variants = []
+    variants, labels = [], set()
     for combo in itertools.product(*values):
-        variant = dict(zip(EVAL_ONLY_FIELDS, combo, strict=True))
+        variant = dict(zip(fields, combo, strict=True))
         dataclasses.replace(cell.eval, **variant)  # validates every value
-        if variant not in variants:
+        label = sampler_label(**variant)  # an adaptive solver ignores the steps: evaluated once
+        if label not in labels:
+            labels.add(label)
             variants.append(variant)
     return variants or [dict(DEFAULTS)]
+
+
+def _flow_value(name: str, value: Any):
+    """Sampler settings are text, the flow's step count an integer."""
+    return int(value) if name == "l2d_steps" else _setting_text(value)
 
 
 def _suite_kind(cell: CellConfig) -> str:

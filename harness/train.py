@@ -1,4 +1,5 @@
-"""Fine-tuning of one adapter with the masked-diffusion SFT loss: one readable loop.
+"""Fine-tuning of one adapter with the masked-diffusion SFT loss (or, on an autoregressive base,
+next-token loss: ``harness.causal.objective``): one readable loop.
 
 Every method trains through this loop with the same data order, the same per-example noise levels
 and the same validation draws (for a given seed), so differences come from the method alone.
@@ -95,8 +96,7 @@ def train_adapter(
 
         return train_uniform(dlm, adapter, train_data, val_data, config, seed, on_update)
     device = dlm.device
-    tok = dlm.tokenizer
-    masking = MaskingConfig(config.masking, normalize=config.normalize)
+    objective = objective_for(dlm)
     params = adapter.trainable_parameters()
     optimizer = torch.optim.AdamW(
         adapter.optimizer_groups(),
@@ -124,21 +124,12 @@ def train_adapter(
         step_loss = 0.0
         for _ in range(config.grad_accum):
             micro = next(batches)
-            ids, response = build_sft_batch(
-                [p for p, _ in micro],
-                [a for _, a in micro],
-                tok.eos_token_id,
-                config.max_length,
-                prefix=tok.bos_prefix,
+            loss, tokens = objective.micro_loss(
+                dlm, adapter, micro, config, generator, autocast_for(device)
             )
-            t = torch.rand(len(micro), generator=generator)
-            batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
-            with autocast_for(device):
-                logits = dlm(batch.input_ids.to(device), batch.noise_level.to(device))
-            loss, _ = diffusion_loss(logits, _to(batch, device), masking)
             (loss / config.grad_accum).backward()
             step_loss += loss.item() / config.grad_accum
-            result.tokens += ids.numel()
+            result.tokens += tokens
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -146,7 +137,7 @@ def train_adapter(
         last = step + 1 == total
         if val_data and ((step + 1) % config.val_every == 0 or last):
             dlm.eval()
-            bins = validation_loss(dlm, val_data, config, masking)
+            bins = objective.validation_bins(dlm, val_data, config, autocast_for(device))
             dlm.train()
             val_loss = sum(b["weighted_loss"] for b in bins) / len(bins)
             point["val_loss"] = val_loss
@@ -183,15 +174,50 @@ def validate_untrained(
             )
         result.peak_memory_bytes = peak_memory_bytes(dlm.device)
         return result
-    masking = MaskingConfig(config.masking, normalize=config.normalize)
     result = TrainResult(updates=0)
     if val_data:
-        result.val_bins = validation_loss(dlm, val_data, config, masking)
+        objective = objective_for(dlm)
+        result.val_bins = objective.validation_bins(dlm, val_data, config, autocast_for(dlm.device))
         result.best_val_loss = sum(b["weighted_loss"] for b in result.val_bins) / len(
             result.val_bins
         )
     result.peak_memory_bytes = peak_memory_bytes(dlm.device)
     return result
+
+
+class DiffusionObjective:
+    """The masked-diffusion SFT loss: one noise level per example, masks over the answer."""
+
+    name = "masked-diffusion"
+
+    def micro_loss(self, dlm, adapter, micro, config: TrainConfig, generator, autocast):
+        tok, device = dlm.tokenizer, dlm.device
+        masking = MaskingConfig(config.masking, normalize=config.normalize)
+        ids, response = build_sft_batch(
+            [p for p, _ in micro],
+            [a for _, a in micro],
+            tok.eos_token_id,
+            config.max_length,
+            prefix=tok.bos_prefix,
+        )
+        t = torch.rand(len(micro), generator=generator)
+        batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
+        with autocast:
+            logits = dlm(batch.input_ids.to(device), batch.noise_level.to(device))
+        loss, _ = diffusion_loss(logits, _to(batch, device), masking)
+        return loss, ids.numel()
+
+    def validation_bins(self, dlm, val_data, config: TrainConfig, autocast) -> list[dict]:
+        masking = MaskingConfig(config.masking, normalize=config.normalize)
+        return validation_loss(dlm, val_data, config, masking)
+
+
+def objective_for(dlm):
+    """The training objective of the base's kind (``dlm.objective``)."""
+    from harness.causal.objective import CausalObjective
+
+    objectives = {"masked-diffusion": DiffusionObjective, "autoregressive": CausalObjective}
+    return objectives[getattr(dlm, "objective", "masked-diffusion")]()
 
 
 def _to(batch, device):

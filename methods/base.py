@@ -177,6 +177,11 @@ class Adapter:
     def on_step(self, step: int, total_steps: int) -> None:
         """Called by the training loop before each optimizer step; no-op unless overridden."""
 
+    def flow_time(self, u):
+        """The flow time (batch, length) for uniform draws ``u`` on an autoregressive base; None:
+        the method has no flow (everything but L2D)."""
+        return None
+
     def save(self, folder: str | Path) -> Path:
         """peft's folder (adapter_config.json + adapter_model.safetensors) + bench_method.json."""
         folder = Path(folder)
@@ -211,6 +216,10 @@ class Method:
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     noise_aware: ClassVar[bool] = False
     trains: ClassVar[bool] = True  # False: nothing to fine-tune (the unadapted base model)
+    # The base objectives the method can adapt (harness.models.family.OBJECTIVES); a grid that
+    # pairs it with another kind of base stops before running.
+    objectives: ClassVar[tuple[str, ...]] = ("masked-diffusion",)
+    flow_decoding: ClassVar[bool] = False  # True: eval.l2d_steps / eval.solver apply (L2D)
 
     def config(self, **fields: Any) -> MethodConfig:
         """A validated config from keyword fields (unknown names raise :class:`BenchError`)."""

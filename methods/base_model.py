@@ -69,6 +69,7 @@ class NoAdapter(Adapter):
 
 class BaseModelMethod(Method):
     name = "base"
+    objectives = ("masked-diffusion", "autoregressive")
     description = "the unadapted base model (no training; evaluated once per task and setting)"
     config_cls = NoAdapterConfig  # type: ignore[assignment]
     trains = False

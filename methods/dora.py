@@ -15,6 +15,7 @@ class DoraConfig(MethodConfig):
 
 class DoraMethod(Method):
     name = "dora"
+    objectives = ("masked-diffusion", "autoregressive")
     description = "DoRA (peft, use_dora): m * (W0 + s B A) / ||W0 + s B A||"
     config_cls = DoraConfig
 

@@ -55,6 +55,12 @@ def export_adapter(
     """Write ``out`` as a plain peft LoRA (or DoRA) folder equal to the adapter in
     ``adapter_dir`` (at noise level ``level`` for NaRA and binned_lora). ``out`` must not exist or be empty."""
     adapter_dir, out = Path(adapter_dir), Path(out)
+    record_file = adapter_dir / METHOD_FILE
+    if record_file.is_file() and json.loads(record_file.read_text()).get("method") == "l2d":
+        raise BenchError(
+            "an L2D adapter is a second stream beside the base, not a weight update: it has no "
+            "plain peft LoRA equivalent (load it with bench's load_adapter)"
+        )
     if isinstance(read_method_record(adapter_dir), BinnedLoraConfig):
         return _export_bin(adapter_dir, out, level)
     name, config, bank, state, _ = offline_bank(adapter_dir)

@@ -14,5 +14,6 @@ class LoraMethodConfig(MethodConfig):
 
 class LoraMethod(Method):
     name = "lora"
+    objectives = ("masked-diffusion", "autoregressive")
     description = "LoRA (peft): W0 x + s B A x"
     config_cls = LoraMethodConfig

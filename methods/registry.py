@@ -14,6 +14,7 @@ from methods.base import Adapter, Method, read_method_record
 from methods.base_model import BaseModelMethod
 from methods.binned import BinnedLoraMethod
 from methods.dora import DoraMethod
+from methods.l2d import L2DMethod
 from methods.lora import LoraMethod
 from methods.nara import NaraMethod
 from methods.rank_one_lora import RankOneLoraMethod
@@ -31,12 +32,23 @@ METHODS: dict[str, Method] = {
         RankOneLoraMethod(),  # the theory sandbox's (harness/sandboxes.py)
     )
 }
+METHODS[L2DMethod.name] = L2DMethod()
 
 
 def get_method(name: str) -> Method:
     if name not in METHODS:
         raise BenchError(f"unknown method {name!r}: valid methods are {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def check_serves(method: Method, model: str, objective: str) -> None:
+    """One line when ``method`` cannot adapt a base of this objective (e.g. nara on a causal LM)."""
+    if objective not in method.objectives:
+        serving = [m.name for m in METHODS.values() if objective in m.objectives]
+        raise BenchError(
+            f"method {method.name!r} adapts {' or '.join(method.objectives)} bases; "
+            f"{model} is {objective}: methods for it are {', '.join(serving)}"
+        )
 
 
 @dataclass(frozen=True)

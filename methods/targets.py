@@ -11,6 +11,7 @@ Module names by family (attention first, MLP second):
 | tiny  | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
 | llada | q_proj, k_proj, v_proj, attn_out | ff_proj, up_proj, ff_out |
 | dream | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
+| tiny-ar, llama, qwen2 (autoregressive) | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
 | diffusion_gemma | q_proj, k_proj, v_proj, o_proj (encoder and decoder) | gate_proj, up_proj, down_proj |
 
 DiffusionGemma's short names match its text encoder and its decoder (shared weights, separate
@@ -37,6 +38,9 @@ FAMILY_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "llada": ("q_proj", "k_proj", "v_proj", "attn_out"),
     "dream": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "generic": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "tiny-ar": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "diffusion_gemma": ("q_proj", "k_proj", "v_proj", "o_proj"),
 }
 
@@ -44,6 +48,9 @@ FAMILY_MLP_TARGETS: dict[str, tuple[str, ...]] = {
     "tiny": ("gate_proj", "up_proj", "down_proj"),
     "llada": ("ff_proj", "up_proj", "ff_out"),
     "dream": ("gate_proj", "up_proj", "down_proj"),
+    "tiny-ar": ("gate_proj", "up_proj", "down_proj"),
+    "llama": ("gate_proj", "up_proj", "down_proj"),
+    "qwen2": ("gate_proj", "up_proj", "down_proj"),
     "diffusion_gemma": ("gate_proj", "up_proj", "down_proj"),  # the dense MLP beside the experts
 }
 

@@ -27,6 +27,7 @@ from reports import plots
 from reports.calibration import aa_table
 from reports.contention import contention_notes
 from reports.cores import core_table
+from reports.flow import flow_markdown
 from reports.presets import list_presets, load_grid_file, load_preset
 from reports.sampler import sampler_markdown
 from reports.tables import (
@@ -172,6 +173,8 @@ def _section_markdown(data: ReportData, section: dict[str, Any], out: Path) -> l
         lines += [str(section["note"]).strip(), ""]
     if section.get("check") == "aa":
         return lines + _table_markdown(aa_table(data.examples, data.layout.tasks), out)
+    if section.get("check") == "flow":
+        return lines + (flow_markdown(data.records, out, _table_markdown)[2:] or ["No L2D scores."])
     if section.get("check") in THEORY_CHECKS:
         from reports.theory.sections import theory_section
 
@@ -309,6 +312,8 @@ def build_report(
         lines += _section_markdown(data, section, out)
 
     lines += sampler_markdown(records, data.examples, out, _table_markdown)
+    if not any(s.get("check") == "flow" for s in data.sections):
+        lines += flow_markdown(records, out, _table_markdown)
 
     lines += ["## Costs", ""]
     costs = costs_table(frame, lay)

@@ -54,8 +54,9 @@ GRID_KEYS = {
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
-# report.check: a calibration section (reports/calibration.py) or a theory-sandbox section
-REPORT_CHECKS = ("aa", *THEORY_CHECKS)
+# report.check: a calibration section (reports/calibration.py), a theory-sandbox section or
+# L2D's flow (reports/flow.py)
+REPORT_CHECKS = ("aa", "flow", *THEORY_CHECKS)
 DEFAULT_MODEL = "tiny"
 
 

@@ -35,6 +35,8 @@ def sampler_rows(records: list[Record]) -> pd.DataFrame:
                 continue
             primary.setdefault((s.task, s.steps, s.sampler or PLAIN), s)
         for (task, steps, sampler), s in primary.items():
+            if sampler.startswith("flow="):  # L2D's flow settings: reports/flow.py
+                continue
             stats = s.sampling or {}
             rows.append(
                 {

@@ -83,7 +83,8 @@ def test_small_config_by_hand():
 
 def _small_folder(tmp_path):
     config = {
-        "model_type": "llama",
+        # a masked LM with Llama-style keys (model_type "llama" is a causal base: L2D's)
+        "model_type": "generic_masked_lm",
         "hidden_size": 8,
         "num_hidden_layers": 2,
         "num_attention_heads": 2,

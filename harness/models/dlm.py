@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.models.family import MASKED_DIFFUSION
 from harness.models.tokenizer import Tokenizer
 from harness.noise import NoiseChannel
 
@@ -21,7 +22,7 @@ class ModelInfo:
     """What the rest of the harness may need to know about a loaded model."""
 
     name: str  # alias or folder the user gave
-    family: str  # "tiny" | "llada" | "dream" | "generic"
+    family: str  # "tiny" | "llada" | "dream" | "generic" | "tiny-ar" | "llama" | "qwen2"
     source: str  # local folder or hub id actually loaded
     shift_logits: bool = False  # Dream: position i is predicted from hidden state i-1
     repairs: tuple[str, ...] = ()  # load-time repairs of the released code (family modules)
@@ -29,6 +30,8 @@ class ModelInfo:
 
 class DiffusionLM(nn.Module):
     """A backbone (possibly adapted by a PEFT method) plus its tokenizer and noise channel."""
+
+    objective = MASKED_DIFFUSION  # harness.models.causal.CausalLM: "autoregressive"
 
     def __init__(self, backbone: nn.Module, tokenizer: Tokenizer, info: ModelInfo) -> None:
         super().__init__()

@@ -59,6 +59,9 @@ class Family:
     """
 
     name: str
+    # What the base model is trained to do: "masked-diffusion" (a denoiser, DiffusionLM) or
+    # "autoregressive" (next-token prediction, CausalLM). Methods name the objectives they serve.
+    objective: str = "masked-diffusion"
     noise_process: str = "masking"  # "masking" (a mask token) | "uniform" (random tokens)
     shift_logits: bool = False  # logits at i predict token i+1 (Dream)
     prepend_bos: bool = False  # prompts start with BOS, as in the family's SFT and evaluation
@@ -77,6 +80,14 @@ def tiny_checkpointing(model: nn.Module) -> None:
 
 TINY_FAMILY = Family("tiny", enable_checkpointing=tiny_checkpointing)
 GENERIC_FAMILY = Family("generic")
+AUTOREGRESSIVE = "autoregressive"
+MASKED_DIFFUSION = "masked-diffusion"
+OBJECTIVES = (MASKED_DIFFUSION, AUTOREGRESSIVE)
+# Causal LMs through transformers' own classes (no remote code, nothing to repair). The tiny
+# autoregressive base is a small transformers Llama with the character tokenizer.
+TINY_AR_FAMILY = Family("tiny-ar", objective=AUTOREGRESSIVE)
+LLAMA_FAMILY = Family("llama", objective=AUTOREGRESSIVE)
+QWEN2_FAMILY = Family("qwen2", objective=AUTOREGRESSIVE)
 
 
 def get_family(name: str) -> Family:
@@ -84,7 +95,17 @@ def get_family(name: str) -> Family:
     from harness.models.dream import DREAM
     from harness.models.llada import LLADA
 
-    families = {f.name: f for f in (TINY_FAMILY, GENERIC_FAMILY, LLADA, DREAM, DIFFUSION_GEMMA)}
+    known = (
+        TINY_FAMILY,
+        GENERIC_FAMILY,
+        LLADA,
+        DREAM,
+        DIFFUSION_GEMMA,
+        TINY_AR_FAMILY,
+        LLAMA_FAMILY,
+        QWEN2_FAMILY,
+    )
+    families = {f.name: f for f in known}
     if name not in families:
         raise BenchError(f"unknown model family {name!r}; valid: {', '.join(families)}")
     return families[name]

@@ -1,7 +1,8 @@
-"""One loader for every model the harness can adapt: the embedded tiny dLLM, the real LLaDA and
-Dream checkpoints (by alias), or any local model folder.
+"""One loader for every model the harness can adapt: the embedded tiny dLLM and tiny causal LM,
+the real LLaDA and Dream checkpoints and Llama / Qwen2 causal LMs (by alias), or any local folder.
 
-Everything returns a :class:`DiffusionLM`, so nothing downstream branches on the model family.
+Masked-diffusion bases return a :class:`DiffusionLM`, autoregressive ones a
+:class:`~harness.models.causal.CausalLM`; :func:`base_objective` tells which without loading.
 """
 
 from __future__ import annotations
@@ -36,17 +37,43 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "llada-8b-base": ModelSpec("GSAI-ML/LLaDA-8B-Base", "llada", False, 126336),
     "dream-7b-instruct": ModelSpec("Dream-org/Dream-v0-Instruct-7B", "dream", True),
     "dream-7b-base": ModelSpec("Dream-org/Dream-v0-Base-7B", "dream", False),
+    # Autoregressive bases (L2D and its LoRA baselines): the paper's models.
+    "llama-3.2-1b-instruct": ModelSpec("meta-llama/Llama-3.2-1B-Instruct", "llama", True),
+    "llama-3.1-8b-instruct": ModelSpec("meta-llama/Llama-3.1-8B-Instruct", "llama", True),
+    "qwen2.5-1.5b-instruct": ModelSpec("Qwen/Qwen2.5-1.5B-Instruct", "qwen2", True),
+    "qwen2.5-7b-instruct": ModelSpec("Qwen/Qwen2.5-7B-Instruct", "qwen2", True),
     "diffusiongemma-26b-a4b-it": ModelSpec(
         "google/diffusiongemma-26B-A4B-it", "diffusion_gemma", True
     ),
 }
 TINY = "tiny"
+TINY_AR = "tiny-ar"
+BUILT_HERE = (TINY, TINY_AR)
 
 
 def valid_model_names() -> str:
     from harness.sandboxes import SANDBOXES
 
-    return ", ".join([TINY, *MODEL_SPECS, *SANDBOXES]) + ", or a local model folder"
+    return ", ".join([TINY, *MODEL_SPECS, TINY_AR, *SANDBOXES]) + ", or a local model folder"
+
+
+def known_model(name: str) -> bool:
+    """An alias or an existing folder (checked before a grid runs)."""
+    return name in BUILT_HERE or name in MODEL_SPECS or Path(name).expanduser().is_dir()
+
+
+def base_objective(name: str) -> str:
+    """ "masked-diffusion" or "autoregressive" for a model name, without loading it."""
+    from harness.models.family import get_family
+
+    if name in BUILT_HERE:
+        return get_family(name).objective
+    if name in MODEL_SPECS:
+        return get_family(MODEL_SPECS[name].family).objective
+    folder = Path(name).expanduser()
+    if (folder / "config.json").is_file():
+        return get_family(detect_family(folder)).objective
+    raise BenchError(f"unknown model {name!r}; valid: {valid_model_names()}")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -73,10 +100,14 @@ def detect_family(folder: Path) -> str:
         return "tiny"
     if "diffusion_gemma" in kind or "diffusiongemma" in kind:
         return "diffusion_gemma"
+    if (folder / CHAR_TOKENIZER_FILE).is_file() and "llama" in kind:
+        return "tiny-ar"  # the harness's own causal base: a small Llama, character tokenizer
     if "llada" in kind:
         return "llada"
     if "dream" in kind:
         return "dream"
+    if data.get("model_type") in ("llama", "qwen2"):
+        return str(data["model_type"])
     return "generic"
 
 
@@ -87,6 +118,10 @@ def load_model(name: str, device: str = "auto", mask_token_id: int | None = None
         from harness.pretrain import ensure_tiny_base
 
         return _load_folder(ensure_tiny_base(), TINY, target, mask_token_id)
+    if name == TINY_AR:
+        from harness.pretrain_causal import ensure_tiny_ar_base
+
+        return _load_folder(ensure_tiny_ar_base(), TINY_AR, target, mask_token_id)
     if name in MODEL_SPECS:
         return _load_hub(name, MODEL_SPECS[name], target, mask_token_id)
     folder = Path(name).expanduser()
@@ -120,6 +155,10 @@ def _load_folder(
         backbone.eval()
         info = ModelInfo(name=name, family=family, source=str(folder))
         return DiffusionLM(backbone, CharTokenizer.from_pretrained(folder), info)
+    if family == "tiny-ar":
+        from harness.models.causal_loader import load_tiny_ar
+
+        return load_tiny_ar(folder, name, device)
     return _load_transformers(str(folder), name, family, device, mask_token_id)
 
 
@@ -141,10 +180,11 @@ def _load_hub(
 
 
 def _hub_error(name: str, spec: ModelSpec) -> BenchError:
+    tiny = TINY_AR if get_family(spec.family).objective == "autoregressive" else TINY
     return BenchError(
         f"model {name!r} ({spec.hub_id}) is not in the local Hugging Face cache and the hub is "
         f"unreachable: download it where the hub is reachable (huggingface-cli download "
-        f"{spec.hub_id} --local-dir DIR) and pass --model DIR, or use --model tiny"
+        f"{spec.hub_id} --local-dir DIR) and pass --model DIR, or use --model {tiny}"
     )
 
 
@@ -164,6 +204,10 @@ def _load_transformers(
 
         return load_diffusion_gemma(source, name, device, _dtype_for(device), local_files_only)
     family = get_family(family_name)
+    if family.objective != "masked-diffusion":
+        from harness.models.causal_loader import load_causal
+
+        return load_causal(source, name, family, _dtype_for(device), device, local_files_only)
     common = {"trust_remote_code": True, "local_files_only": local_files_only}
     tok = AutoTokenizer.from_pretrained(source, **common)
     if mask_token_id is None and tok.mask_token_id is None:

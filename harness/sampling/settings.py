@@ -69,10 +69,21 @@ def parse_refresh(text: str) -> RefreshRule:
     raise BenchError(f"cache_refresh {text!r} is not valid; valid: {REFRESH_HELP}")
 
 
-def sampler_label(cache: str = "none", parallel: str = "none", cache_refresh: str = "block") -> str:
+def sampler_label(
+    cache: str = "none",
+    parallel: str = "none",
+    cache_refresh: str = "block",
+    l2d_steps: int | None = None,
+    solver: str | None = None,
+) -> str:
     """A short stable name of the fast-sampling settings: ``plain`` when none is used, else e.g.
-    ``cache=dual,parallel=threshold:0.9`` (the refresh rule only where a cache uses it)."""
+    ``cache=dual,parallel=threshold:0.9`` (the refresh rule only where a cache uses it). L2D's
+    flow: ``flow=midpoint:7`` (``flow=dopri5`` for an adaptive solver, which ignores the steps)."""
     parts = []
+    if solver is not None:
+        from methods.l2d.solve import FIXED_SOLVERS
+
+        parts.append(f"flow={solver}:{l2d_steps}" if solver in FIXED_SOLVERS else f"flow={solver}")
     if cache != "none":
         parts.append(f"cache={cache}")
         if cache_refresh != "block":

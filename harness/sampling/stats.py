@@ -20,6 +20,7 @@ class SamplingStats:
     refreshes: int = 0  # cache recordings beyond each block's first step
     time_s: float = 0.0
     cache_used: str = "none"
+    flow_evals: int = 0  # L2D: flow-stream evaluations, summed over rows (final forward included)
 
     def add_forward(self, rows: int) -> None:
         self.forwards += 1
@@ -28,6 +29,10 @@ class SamplingStats:
     @property
     def forwards_per_token(self) -> float | None:
         return self.row_forwards / self.tokens if self.tokens else None
+
+    @property
+    def flow_evals_per_token(self) -> float | None:
+        return self.flow_evals / self.tokens if self.tokens else None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -45,6 +50,8 @@ class SamplingStats:
             "refreshes": self.refreshes,
             "time_s": self.time_s,
             "cache_used": self.cache_used,
+            "flow_evals": self.flow_evals,
+            "flow_evals_per_token": self.flow_evals_per_token,
             "forwards_per_token": self.forwards_per_token,
             "tokens_per_s": self.tokens_per_s,
         }
