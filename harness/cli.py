@@ -231,13 +231,20 @@ def run(
         for cell in cells
     ]
     out = out or RUNS_ROOT / name
-    executor = choose_executor(devices)  # validates --devices even for a dry run
+    # --devices, else the preset's for the tiny model (the demo: cpu-cores, a worker per core)
+    from harness.config import is_tiny
+
+    preset_devices = spec.get("devices") if is_tiny(grid.model) else None
+    executor = choose_executor(devices or preset_devices)  # validated even for a dry run
     if dry_run:
         _print_plan(requests, out, device_kind)
         return
     from harness.preflight import check_data
 
     check_data(cells)  # one line before any training if a training or scored set is missing
+    from harness.pretrain import ensure_base_for_run
+
+    ensure_base_for_run(grid.model)  # pretrain here on every core, before any worker starts
     spec_saved = {**grid.to_spec(), "name": name, "report": spec.get("report") or {}}
     if preset:
         spec_saved["preset"] = preset

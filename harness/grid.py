@@ -22,14 +22,14 @@ from harness.config import (
     default_eval,
     default_method_overrides,
     default_rank,
-    default_steps,
     default_train,
+    is_tiny,
 )
 from harness.errors import BenchError
 
 # The demo's tasks are the families the tiny base never saw (tasks/unseen.py): on the
 # in-distribution families the base already scores 40-50% and fine-tuning has little to show.
-DEMO_TASKS = ("synth_math_unseen", "synth_choice_unseen", "synth_code_unseen")
+DEMO_TASKS = ("synth_math_unseen", "synth_choice_vowel", "synth_code_unseen")
 DEMO_METHODS = ("base", "lora", "dora", "static_core", "nara")
 UNTRAINED_SEED = 0  # the seed recorded for cells of methods that train nothing (``base``)
 
@@ -119,7 +119,8 @@ def _split_list(value: Any, name: str, cast=str) -> tuple:
 
 
 GRID_KEYS = ("methods", "tasks", "seeds", "ranks", "set", "steps", "model", "limit")
-DESCRIPTIVE_KEYS = ("report", "name", "description", "preset")  # read by reports, not the runner
+# read by reports (and ``devices`` by the CLI), not by the grid
+DESCRIPTIVE_KEYS = ("report", "name", "description", "preset", "devices")
 
 
 def make_grid(spec: dict[str, Any]) -> Grid:
@@ -294,6 +295,8 @@ def _make_cell(
     from methods.registry import get_method
 
     train: TrainConfig = default_train(grid.model, task.suite)
+    if is_tiny(grid.model):  # the task's own tiny budget (e.g. more updates), before any --set
+        train = _replace(train, dict(task.meta.get("tiny_train", {})), "train")
     evaluation: EvalConfig = default_eval(grid.model, task.suite)
     if grid.limit is not None:
         evaluation = dataclasses.replace(evaluation, limit=int(grid.limit))
@@ -335,7 +338,10 @@ def _make_cell(
 
 
 def sampling_steps(grid: Grid, cell: CellConfig) -> list[int]:
-    return list(grid.steps) if grid.steps else default_steps(cell.model, _suite_kind(cell))
+    """The grid's ``--steps``, else one step per generated token of the cell's OWN generation
+    length (an ``eval.gen_length`` override counts: the suite default would silently decode
+    several tokens per step)."""
+    return list(grid.steps) if grid.steps else [cell.eval.gen_length]
 
 
 _EVAL_ONLY_KEYS = tuple(f"eval.{name}" for name in EVAL_ONLY_FIELDS)
@@ -362,7 +368,3 @@ def sampling_variants(grid: Grid, cell: CellConfig) -> list[dict[str, str]]:
         if variant not in variants:
             variants.append(variant)
     return variants or [dict(DEFAULTS)]
-
-
-def _suite_kind(cell: CellConfig) -> str:
-    return "synthetic" if cell.task.startswith("synth_") else cell.suite

@@ -178,10 +178,14 @@ class InProcessExecutor:
 _WORKER_DEVICE = "cpu"
 
 
-def _init_worker(devices) -> None:
+def _init_worker(devices, cpu_threads: int | None = None) -> None:
     global _WORKER_DEVICE
     _WORKER_DEVICE = devices.get()
     os.environ["BENCH_WORKER_DEVICE"] = _WORKER_DEVICE
+    if _WORKER_DEVICE == "cpu" and cpu_threads:  # CPU workers share the cores, not oversubscribe
+        import torch
+
+        torch.set_num_threads(cpu_threads)
 
 
 def _worker(job: Job) -> tuple[str, str | None]:
@@ -201,7 +205,8 @@ class MultiGPUExecutor:
         queue = ctx.Manager().Queue()
         for device in self.devices:
             queue.put(device)
-        with ProcessPoolExecutor(len(self.devices), ctx, _init_worker, (queue,)) as pool:
+        init_args = (queue, cpu_worker_threads(self.devices))
+        with ProcessPoolExecutor(len(self.devices), ctx, _init_worker, init_args) as pool:
             futures = {}
             for job in jobs:
                 listener("start", job, None)
@@ -215,10 +220,36 @@ class MultiGPUExecutor:
                 listener(status, job, detail)
 
 
-def choose_executor(devices: str | None) -> Executor:
-    """``--devices``: auto (every visible GPU, else the CPU), cpu, or a list like cuda:0,cuda:1."""
+# --- CPU workers: one per core (the only change above: _init_worker sets their threads) -----
+CPU_CORES = "cpu-cores"
+
+
+def cpu_worker_threads(devices: list[str]) -> int | None:
+    """Torch threads per CPU worker: the cores split evenly among them (None: no CPU worker)."""
+    n = devices.count("cpu")
+    return max(1, (os.cpu_count() or 1) // n) if n else None
+
+
+def resolve_devices(devices: str | None) -> str | None:
+    """``cpu-cores``: a visible GPU if there is one (auto), else one CPU worker per core with one
+    torch thread each. For the tiny model that is the fast way to use a CPU: its matrices are too
+    small for two threads to pay, so two cells side by side beat one cell on two threads."""
+    if devices != CPU_CORES:
+        return devices
     import torch
 
+    cores = os.cpu_count() or 1
+    if torch.cuda.device_count() or cores < 2:
+        return "auto"
+    return ",".join(["cpu"] * cores)
+
+
+def choose_executor(devices: str | None) -> Executor:
+    """``--devices``: auto (every visible GPU, else the CPU), cpu, cpu-cores (one CPU worker per
+    core), or a list like cuda:0,cuda:1 or cpu,cpu."""
+    import torch
+
+    devices = resolve_devices(devices)
     if devices in (None, "auto"):
         n = torch.cuda.device_count()
         if n > 1:
@@ -226,7 +257,7 @@ def choose_executor(devices: str | None) -> Executor:
         return InProcessExecutor("cuda" if n == 1 else "cpu")
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if not names:
-        raise BenchError("--devices is empty; valid: auto, cpu, cuda:N[,cuda:M...]")
+        raise BenchError("--devices is empty; valid: auto, cpu, cpu-cores, cuda:N[,cuda:M...]")
     from harness.models.loader import resolve_device
 
     for name in names:

@@ -12,6 +12,7 @@ A grid file (read by the runner for ``bench run --preset NAME`` and by the repor
     real: {tasks: [commonsense, math]} # optional: replaces these keys when --model is a real model
     description: ...                   # optional
     report: {section: title, focus_axis: name, reference: value, note: text, check: aa}
+    devices: cpu-cores                 # optional: where cells run when --devices is not given
 
 Every shipped preset is written for the tiny model (synthetic suites, small budgets) and has a
 ``real`` section with the release's version (the paper's suites and test sets); with
@@ -46,6 +47,7 @@ GRID_KEYS = {
     "limit",
     "preset",
     "real",
+    "devices",
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
@@ -102,6 +104,8 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
             raise BenchError(f"{where}: 'set' key {k!r} must be dotted, e.g. nara.c_scale")
         if not isinstance(v, list) or not v:
             raise BenchError(f"{where}: 'set.{k}' must be a non-empty list of values")
+    if "devices" in grid and not isinstance(grid["devices"], str):
+        raise BenchError(f"{where}: 'devices' must be a string such as cpu-cores or cuda:0,cuda:1")
     report = grid.get("report") or {}
     if not isinstance(report, dict):
         raise BenchError(f"{where}: 'report' must be a mapping")

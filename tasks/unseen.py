@@ -8,9 +8,21 @@ run has something to learn:
 
 - ``synth_math_unseen``: "one more than the largest" / "one less than the smallest" of a few
   digits (a numeric answer; the base knows largest/smallest but not the offset);
-- ``synth_choice_unseen``: pick the only even (or the only odd) digit of four (4-way choice);
+- ``synth_choice_vowel``: pick the only vowel among four letters (4-way choice; the demo's);
+- ``synth_choice_unseen``: pick the only even (or the only odd) digit of four (4-way choice), a
+  harder variant: the demo budget does not teach it (about +12 points over the base);
 - ``synth_code_unseen``: one-line Python from I/O examples with operations absent from the mix
   (``x[-1]``, ``len(x)``, ``x[1]``), scored by hidden asserts in the sandbox.
+
+Why the choice families score BELOW chance before training: they are scored by generation (the
+tiny model's default protocol for every synthetic task), and the base, asked a question it never
+saw, writes a plausible character that is often not one of the four options (on parity, 111 of
+200 answers are no option at all; on the vowel family it writes a vowel that is not listed, or a
+digit). Chance (25%) is the floor only under log-likelihood scoring of the options (parity: 20%
+there). So the learnable part is twofold: answer with one of the listed options, and find the one
+the rule picks. Parity needs a feature of digits the base never used; the demo budget does not
+teach it. Vowel-ness is a fixed set of five letters; LoRA learns it when it gets the steps
+(``CHOICE_VOWEL_TRAIN``: the family's own training default for the tiny model).
 
 They are NOT in ``SYNTHETIC_TASKS`` and ``pretraining_examples`` never draws them (a test checks
 it), so adding them leaves the cached tiny base valid.
@@ -56,6 +68,31 @@ def _choice_unseen_item(rng: random.Random) -> dict:
     }
 
 
+VOWELS = "aeiou"
+CONSONANTS = "bcdfghjklmnpqrstvwxyz"
+
+
+def _choice_vowel_item(rng: random.Random) -> dict:
+    """Four distinct letters, exactly one a vowel; that one is the answer. The pretraining mix
+    never asks about vowels (its letter lists are three equal letters and one other)."""
+    letters = [rng.choice(VOWELS), *rng.sample(CONSONANTS, 3)]
+    rng.shuffle(letters)
+    label = next(i for i, c in enumerate(letters) if c in VOWELS)
+    return {
+        "prompt": f"Vowel? {' '.join(letters)}",
+        "answer": letters[label],
+        "choices": tuple(letters),
+        "label": label,
+        "meta": {"op": "vowel"},
+    }
+
+
+# The vowel family's training budget for the tiny model: a choice step is cheap (a 20-token
+# sequence), and 80 updates (the synthetic default) leave it at about 20%; 300 reach about 70%
+# (README, "What to expect from the tiny model"). Every method trains on this task with it.
+CHOICE_VOWEL_TRAIN = {"steps": 300, "val_every": 100}
+
+
 UNSEEN_CODE_OPS: dict[str, Callable[[list[int]], object]] = {
     "x[-1]": lambda x: x[-1],
     "len(x)": len,
@@ -90,6 +127,12 @@ UNSEEN_TASKS: dict[str, SyntheticFamily] = {
             "synth_math_unseen", "math", "largest + 1 / smallest - 1 (unseen)", _math_unseen_item
         ),
         SyntheticFamily(
+            "synth_choice_vowel",
+            "commonsense",
+            "the only vowel of four letters (unseen)",
+            _choice_vowel_item,
+        ),
+        SyntheticFamily(
             "synth_choice_unseen",
             "commonsense",
             "the only even/odd digit (unseen)",
@@ -101,4 +144,9 @@ UNSEEN_TASKS: dict[str, SyntheticFamily] = {
     )
 }
 
-CHANCE = {"synth_math_unseen": 0.10, "synth_choice_unseen": 0.25, "synth_code_unseen": 1 / 3}
+CHANCE = {
+    "synth_math_unseen": 0.10,
+    "synth_choice_vowel": 0.25,
+    "synth_choice_unseen": 0.25,
+    "synth_code_unseen": 1 / 3,
+}

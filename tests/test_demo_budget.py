@@ -1,0 +1,107 @@
+"""The demo's budget: a task's own tiny training default, sampling steps that follow the cell's
+generation length, and one CPU worker per core with one torch thread each."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+import torch
+
+import harness.runner as runner
+from harness.grid import make_grid, sampling_steps
+from reports.presets import load_preset
+
+
+def _cell(tasks: list[str], model: str = "tiny", **sets):
+    spec = {"methods": ["lora"], "tasks": tasks, "model": model, "set": sets}
+    return make_grid(spec).cells()[0]
+
+
+def test_a_tasks_tiny_train_default_applies_before_set_and_only_to_it():
+    vowel = _cell(["synth_choice_vowel"])
+    assert (vowel.train.steps, vowel.train.val_every) == (300, 100)
+    assert _cell(["synth_math_unseen"]).train.steps == 80  # the synthetic default
+    assert _cell(["synth_choice_vowel"], **{"train.steps": [50]}).train.steps == 50
+    real = _cell(["synth_choice_vowel"], model="llada-8b-instruct")
+    assert real.train.steps is None  # real models keep the release's epochs
+
+
+def test_sampling_steps_follow_the_cells_own_generation_length():
+    spec = {"methods": ["lora"], "tasks": ["synth_math"], "set": {"eval.gen_length": [32]}}
+    grid = make_grid(spec)
+    cell = grid.cells()[0]
+    assert cell.eval.gen_length == 32 and sampling_steps(grid, cell) == [32]
+    grid = make_grid({**spec, "steps": [8]})
+    assert sampling_steps(grid, grid.cells()[0]) == [8]
+    grid = make_grid({"methods": ["lora"], "tasks": ["synth_math"]})
+    assert sampling_steps(grid, grid.cells()[0]) == [16]
+
+
+@pytest.mark.parametrize(
+    ("cores", "gpus", "expected"),
+    [(2, 0, "cpu,cpu"), (4, 0, "cpu,cpu,cpu,cpu"), (1, 0, "auto"), (2, 1, "auto")],
+)
+def test_cpu_cores_is_one_worker_per_core_unless_a_gpu_is_visible(
+    monkeypatch, cores, gpus, expected
+):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert runner.resolve_devices("cpu-cores") == expected
+    assert runner.resolve_devices("cpu") == "cpu"
+    executor = runner.choose_executor("cpu-cores")
+    if expected.startswith("cpu"):
+        assert isinstance(executor, runner.MultiGPUExecutor)
+        assert executor.devices == expected.split(",")
+        assert runner.cpu_worker_threads(executor.devices) == 1
+    else:
+        assert not isinstance(executor, runner.MultiGPUExecutor)
+
+
+def test_cpu_workers_split_the_cores_and_gpu_workers_keep_theirs(monkeypatch):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 8)
+    assert runner.cpu_worker_threads(["cpu", "cpu"]) == 4
+    assert runner.cpu_worker_threads(["cuda:0", "cuda:1"]) is None
+    before = torch.get_num_threads()
+    try:
+        devices: queue.Queue = queue.Queue()
+        devices.put("cpu")
+        runner._init_worker(devices, 1)
+        assert runner._WORKER_DEVICE == "cpu" and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        monkeypatch.delenv("BENCH_WORKER_DEVICE", raising=False)
+
+
+def test_the_demo_preset_runs_one_worker_per_core_and_only_for_the_tiny_model(monkeypatch, capsys):
+    from harness.cli import main
+
+    assert load_preset("demo")["devices"] == "cpu-cores"
+    asked = []
+    real_choose = runner.choose_executor
+    monkeypatch.setattr(
+        runner, "choose_executor", lambda devices: asked.append(devices) or real_choose("cpu")
+    )
+    for argv in (
+        ["run", "--dry-run"],
+        ["run", "--dry-run", "--devices", "cpu"],
+        ["run", "--preset", "demo", "--model", "llada-8b-instruct", "--dry-run"],
+    ):
+        monkeypatch.setattr("sys.argv", ["bench", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        assert not exit_.value.code, capsys.readouterr().err
+    capsys.readouterr()
+    assert asked == ["cpu-cores", "cpu", None]
+
+
+def test_the_base_is_pretrained_on_every_core_before_workers_start(monkeypatch):
+    import harness.pretrain as pretrain
+
+    seen = []
+    monkeypatch.setattr(pretrain.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(pretrain, "ensure_tiny_base", lambda: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    pretrain.ensure_base_for_run("tiny")
+    pretrain.ensure_base_for_run("/some/saved/folder")
+    assert seen == [3] and torch.get_num_threads() == before
