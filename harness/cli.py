@@ -237,7 +237,7 @@ def run(
     preset_devices = spec.get("devices") if is_tiny(grid.model) else None
     executor = choose_executor(devices or preset_devices)  # validated even for a dry run
     if dry_run:
-        _print_plan(requests, out, device_kind)
+        _print_plan(requests, out, device_kind, workers=len(getattr(executor, "devices", [0])))
         return
     from harness.preflight import check_data
 
@@ -271,12 +271,12 @@ def run(
         raise typer.Exit(1)
 
 
-def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
+def _print_plan(requests, out: Path, device_kind: str | None = None, workers: int = 1) -> None:
     from rich.table import Table
 
     from harness.config import is_tiny
     from harness.costs import planning_device
-    from harness.plan import estimate, token_labels
+    from harness.plan import estimate, grid_seconds, token_labels
     from harness.preflight import missing_data
 
     real = any(not is_tiny(r.cell.model) for r in requests)
@@ -322,7 +322,9 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
         )
         for problem in problems:
             console.print(f"[red]will not fit:[/red] {problem}", soft_wrap=True)
-    total = f"estimated {seconds / 60:.1f} min" if seconds or not real else f"{hours:.1f} GPU-h"
+    on = f" on {workers} CPU workers" if workers > 1 and not real else ""
+    minutes = grid_seconds(seconds, workers if not real else 1) / 60
+    total = f"estimated {minutes:.1f} min{on}" if seconds or not real else f"{hours:.1f} GPU-h"
     console.print(f"{len(requests)} cells into {out}; {total} (nothing was run)")
     notes = sorted({r.cell.train_data_note for r in requests if r.cell.train_data_note})
     for line in [*notes, *missing_data([r.cell for r in requests])]:

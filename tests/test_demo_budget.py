@@ -105,3 +105,30 @@ def test_the_base_is_pretrained_on_every_core_before_workers_start(monkeypatch):
     pretrain.ensure_base_for_run("tiny")
     pretrain.ensure_base_for_run("/some/saved/folder")
     assert seen == [3] and torch.get_num_threads() == before
+
+
+def test_the_dry_run_costs_each_phase_and_divides_by_the_workers():
+    from harness.cell import CellRequest
+    from harness.plan import (
+        SANDBOX_SECONDS_PER_PROGRAM,
+        TRAIN_SECONDS_PER_TOKEN,
+        WORKER_START_SECONDS,
+        estimate,
+        grid_seconds,
+    )
+
+    spec = {"methods": ["base", "lora"], "tasks": ["synth_code_unseen", "synth_choice_vowel"]}
+    spec["limit"] = 300
+    grid = make_grid(spec)
+    cost = {
+        (c.method, c.evaluated_tasks[0]): estimate(CellRequest(c, sampling_steps(grid, c)))
+        for c in grid.cells()
+    }
+    base_code, lora_code = cost["base", "synth_code_unseen"], cost["lora", "synth_code_unseen"]
+    assert base_code.seconds > 300 * SANDBOX_SECONDS_PER_PROGRAM  # the sandbox runs 300 programs
+    assert lora_code.seconds - base_code.seconds > lora_code.train_tokens * TRAIN_SECONDS_PER_TOKEN
+    vowel = cost["lora", "synth_choice_vowel"]
+    per_row = vowel.train_tokens / vowel.train_examples  # measured on the task's own rows
+    assert vowel.updates == 300 and per_row < lora_code.train_tokens / lora_code.train_examples
+    assert grid_seconds(100.0, 1) == 100.0
+    assert grid_seconds(100.0, 2) == 50.0 + WORKER_START_SECONDS
