@@ -295,9 +295,11 @@ def _make_cell(
     from methods.registry import get_method
 
     train: TrainConfig = default_train(grid.model, task.suite)
-    if is_tiny(grid.model):  # the task's own tiny budget (e.g. more updates), before any --set
-        train = _replace(train, dict(task.meta.get("tiny_train", {})), "train")
     evaluation: EvalConfig = default_eval(grid.model, task.suite)
+    if is_tiny(grid.model):  # the task's own tiny defaults (more updates, a larger scored set)
+        own = task.meta.get("tiny", {})
+        train = _replace(train, dict(own.get("train", {})), "train")
+        evaluation = _replace(evaluation, dict(own.get("eval", {})), "eval")
     if grid.limit is not None:
         evaluation = dataclasses.replace(evaluation, limit=int(grid.limit))
     overrides: dict[str, Any] = {**default_method_overrides(grid.model, method)}

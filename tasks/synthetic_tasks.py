@@ -13,7 +13,7 @@ from functools import partial
 
 from tasks.base import Example, TaskSpec
 from tasks.synthetic import all_families, make_split
-from tasks.unseen import CHOICE_VOWEL_TRAIN, UNSEEN_TASKS
+from tasks.unseen import TEST_SIZES, TINY_DEFAULTS, UNSEEN_TASKS
 
 
 def synth_code_program(example: Example, completion: str) -> str:
@@ -27,12 +27,12 @@ def _make(name: str, split: str, n: int, seed: int) -> list[Example]:
 
 
 _KIND = {"math": "number", "commonsense": "word", "code": "code"}
-# The unseen families have larger test splits, so that a demo can reach a small MDE (the choice
-# family holds about 500 distinct test prompts).
-_SIZES = {name: {"sizes": {"test": 400}} for name in UNSEEN_TASKS}
-# A family's own training defaults for the tiny model (meta "tiny_train", applied by the grid
-# before any --set): a task whose rule needs more updates gets them, the same for every method.
-_TRAIN = {"synth_choice_vowel": {"tiny_train": CHOICE_VOWEL_TRAIN}}
+# The unseen families have larger test splits, so that a demo can reach a small MDE, and their
+# own tiny defaults (meta "tiny": train / eval settings the grid applies before any --set).
+_META = {
+    name: {"sizes": {"test": TEST_SIZES[name]}, "tiny": TINY_DEFAULTS.get(name, {})}
+    for name in UNSEEN_TASKS
+}
 
 TASKS: tuple[TaskSpec, ...] = tuple(
     TaskSpec(
@@ -48,8 +48,7 @@ TASKS: tuple[TaskSpec, ...] = tuple(
         description=family.description,
         meta={
             "sub_suite": family.suite,
-            **_SIZES.get(family.name, {}),
-            **_TRAIN.get(family.name, {}),
+            **_META.get(family.name, {}),
         },
     )
     for family in all_families().values()

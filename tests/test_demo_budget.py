@@ -18,11 +18,15 @@ def _cell(tasks: list[str], model: str = "tiny", **sets):
     return make_grid(spec).cells()[0]
 
 
-def test_a_tasks_tiny_train_default_applies_before_set_and_only_to_it():
+def test_a_tasks_tiny_defaults_apply_before_set_and_limit_and_only_to_it():
     vowel = _cell(["synth_choice_vowel"])
-    assert (vowel.train.steps, vowel.train.val_every) == (300, 100)
-    assert _cell(["synth_math_unseen"]).train.steps == 80  # the synthetic default
+    assert (vowel.train.steps, vowel.train.val_every, vowel.eval.limit) == (300, 100, 500)
+    math, code = _cell(["synth_math_unseen"]), _cell(["synth_code_unseen"])
+    assert (math.train.steps, math.eval.limit, code.eval.limit) == (80, 500, 300)
+    assert _cell(["synth_choice"]).eval.limit == 200  # the synthetic defaults
     assert _cell(["synth_choice_vowel"], **{"train.steps": [50]}).train.steps == 50
+    spec = {"methods": ["lora"], "tasks": ["synth_choice_vowel"], "limit": 40}
+    assert make_grid(spec).cells()[0].eval.limit == 40
     real = _cell(["synth_choice_vowel"], model="llada-8b-instruct")
     assert real.train.steps is None  # real models keep the release's epochs
 
