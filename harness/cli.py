@@ -201,7 +201,9 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the cells and their cost; run nothing.")
     ] = False,
-    devices: Annotated[str | None, typer.Option(help="auto, cpu, or cuda:0,cuda:1,...")] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="auto, cpu, cpu-cores, cpu,cpu or cuda:0,cuda:1,...")
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run failed cells again.")
     ] = False,
