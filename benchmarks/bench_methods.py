@@ -1,7 +1,8 @@
-"""Speed of NaRA vs LoRA, and of per-example noise vs the release's batch-1 scheme (run by hand).
+"""Speed of NaRA and binned LoRA vs LoRA, and of per-example noise vs the release's batch-1 scheme
+(run by hand).
 
     .venv/bin/python benchmarks/bench_methods.py [--repeats 15] [--skip-layer] [--threads 1]
-        [--llada-layers 2] [--llada-repeats 3]
+        [--llada-layers 2] [--llada-repeats 3] [--cpu-time]
 
 Same batch and rank side by side in one process; repeats are interleaved (LoRA, NaRA, LoRA, ...)
 and medians reported, so background load hits every variant alike.
@@ -19,6 +20,9 @@ and medians reported, so background load hits every variant alike.
    sampling forward, NaRA / LoRA; the bytes autograd saves for backward per token and layer
    (counted with saved-tensor hooks, weights excluded) next to harness.costs' estimate of them;
    the process's peak resident memory.
+4. binned LoRA (K = 4 bins) beside the tiny and the one-layer measurements: its train step and
+   sampling forward / LoRA, with per-example levels spread over the bins (the training case) and
+   with one level for the whole batch (the sampling case: rows share the masked fraction).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from harness.models.dlm import DiffusionLM, ModelInfo
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from harness.models.tokenizer import CharTokenizer
 from methods import get_method
+from methods.binned_layer import bin_of
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -48,6 +53,9 @@ def tiny_model(seed: int = 0) -> DiffusionLM:
     return DiffusionLM(TinyDLLM(config), CharTokenizer(), ModelInfo("tiny", "tiny", "bench"))
 
 
+CLOCK = {"clock": time.perf_counter}  # --cpu-time: process CPU time, steadier under load
+
+
 def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict:
     for fn in fns.values():
         for _ in range(warmup):
@@ -55,9 +63,10 @@ def interleaved(fns: dict[str, Callable[[], None]], repeats: int, warmup: int = 
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            clock = CLOCK["clock"]
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(ts) * 1000 for name, ts in times.items()}
 
 
@@ -68,7 +77,7 @@ def tiny_benchmarks(repeats: int, batch: int = 16, length: int = 64, rank: int =
     level = torch.rand(batch, generator=g)
 
     models = {}
-    for name in ("lora", "nara"):
+    for name in ("lora", "nara", "binned_lora"):
         dlm = tiny_model()
         method = get_method(name)
         adapter = method.apply(dlm, method.config(rank=rank))
@@ -98,23 +107,58 @@ def tiny_benchmarks(repeats: int, batch: int = 16, length: int = 64, rank: int =
             (loss / batch).backward()
         opt.step()
 
-    def sample_forward(name: str) -> Callable[[], None]:
+    def sample_forward(name: str, levels: torch.Tensor = level) -> Callable[[], None]:
         dlm = models[name][0]
 
         def forward() -> None:
             dlm.eval()
             with torch.no_grad():
-                dlm(ids, level)
+                dlm(ids, levels)
 
         return forward
 
     train = interleaved(
-        {"lora": train_step("lora"), "nara": train_step("nara"), "nara_ref": reference_step},
+        {
+            "lora": train_step("lora"),
+            "nara": train_step("nara"),
+            "nara_ref": reference_step,
+            "binned": train_step("binned_lora"),
+        },
         repeats,
     )
-    sample = interleaved({"lora": sample_forward("lora"), "nara": sample_forward("nara")}, repeats)
+    one_level = torch.full((batch,), 0.5)
+    sample = interleaved(
+        {
+            "lora": sample_forward("lora"),
+            "nara": sample_forward("nara"),
+            "binned": sample_forward("binned_lora"),
+            "binned_one": sample_forward("binned_lora", one_level),
+        },
+        repeats,
+    )
     counts = {name: models[name][1].parameter_counts().trainable for name in models}
-    return [
+    binned_bins = len(set(bin_of(level, 4).tolist()))
+    binned_rows = [
+        (
+            "tiny train step, binned LoRA K=4",
+            train["binned"],
+            train["binned"] / train["lora"],
+            f"{counts['binned_lora']:,}; {binned_bins} bins in the batch",
+        ),
+        (
+            "tiny sampling forward, binned (mixed bins)",
+            sample["binned"],
+            sample["binned"] / sample["lora"],
+            "",
+        ),
+        (
+            "tiny sampling forward, binned (one level)",
+            sample["binned_one"],
+            sample["binned_one"] / sample["lora"],
+            "as in sampling",
+        ),
+    ]
+    rows = [
         ("tiny train step, LoRA", train["lora"], 1.0, f"{counts['lora']:,} params"),
         (
             "tiny train step, NaRA",
@@ -131,6 +175,7 @@ def tiny_benchmarks(repeats: int, batch: int = 16, length: int = 64, rank: int =
             "speed-up of per-example batch",
         ),
     ]
+    return rows + binned_rows
 
 
 class OneLinear(nn.Module):
@@ -149,7 +194,7 @@ def layer_benchmarks(
     x = torch.randn(batch, length, d)
     level = torch.rand(batch)
     layers, adapters = {}, {}
-    for name in ("lora", "nara"):
+    for name in ("lora", "nara", "binned_lora"):
         torch.manual_seed(0)
         dlm = DiffusionLM(OneLinear(d), CharTokenizer(), ModelInfo("layer", "generic", "bench"))
         method = get_method(name)
@@ -160,14 +205,18 @@ def layer_benchmarks(
         layers[name] = dlm.backbone.base_model.model.q_proj
         adapters[name] = adapter
     bank = adapters["nara"].bank
+    router = adapters["binned_lora"].router
+    one_level = torch.full((batch,), 0.5)
 
-    def train(name: str) -> Callable[[], None]:
+    def train(name: str, levels: torch.Tensor = level) -> Callable[[], None]:
         layer = layers[name]
 
         def step() -> None:
             layer.train()
             if name == "nara":
-                bank.on_level(level)  # the hypernetwork, once per forward
+                bank.on_level(levels)  # the hypernetwork, once per forward
+            if name == "binned_lora":
+                router.on_level(levels)  # the rows of each bin, once per forward
             layer(x).sum().backward()
 
         return step
@@ -176,22 +225,54 @@ def layer_benchmarks(
         bank.on_level(level)
         sum(c.sum() for c in bank._current.values()).backward()
 
-    def sample(name: str) -> Callable[[], None]:
+    def sample(name: str, levels: torch.Tensor = level) -> Callable[[], None]:
         layer = layers[name]
 
         def forward() -> None:
             layer.eval()
             with torch.no_grad():
                 if name == "nara":
-                    bank.on_level(level)
+                    bank.on_level(levels)
+                if name == "binned_lora":
+                    router.on_level(levels)
                 layer(x)
 
         return forward
 
-    t = interleaved({"lora": train("lora"), "nara": train("nara"), "hyper": hyper}, repeats, 1)
-    s = interleaved({"lora": sample("lora"), "nara": sample("nara")}, repeats, 1)
+    t = interleaved(
+        {
+            "lora": train("lora"),
+            "nara": train("nara"),
+            "hyper": hyper,
+            "binned": train("binned_lora"),
+            "binned_one": train("binned_lora", one_level),
+        },
+        repeats,
+        1,
+    )
+    s = interleaved(
+        {
+            "lora": sample("lora"),
+            "nara": sample("nara"),
+            "binned": sample("binned_lora"),
+            "binned_one": sample("binned_lora", one_level),
+        },
+        repeats,
+        1,
+    )
     amortised = (t["nara"] - t["hyper"] + t["hyper"] / 128) / t["lora"]
-    return [
+    n_bins = len(set(bin_of(level, 4).tolist()))
+    binned_rows = [
+        ("4096^2 layer fwd+bwd, binned K=4", t["binned"], t["binned"] / t["lora"],
+         f"{n_bins} bins in the batch"),
+        ("4096^2 layer fwd+bwd, binned (one level)", t["binned_one"],
+         t["binned_one"] / t["lora"], ""),
+        ("4096^2 layer forward, binned K=4", s["binned"], s["binned"] / s["lora"],
+         f"{n_bins} bins in the batch"),
+        ("4096^2 layer forward, binned (one level)", s["binned_one"],
+         s["binned_one"] / s["lora"], "as in sampling"),
+    ]  # fmt: skip
+    rows = [
         ("4096^2 layer fwd+bwd, LoRA", t["lora"], 1.0, "rank 32, batch 4 x 256"),
         ("4096^2 layer fwd+bwd, NaRA (+hypernet)", t["nara"], t["nara"] / t["lora"], "worst case"),
         ("  hypernetwork fwd+bwd alone", t["hyper"], t["hyper"] / t["lora"], "673,536 params"),
@@ -199,6 +280,7 @@ def layer_benchmarks(
         ("4096^2 layer forward, LoRA", s["lora"], 1.0, ""),
         ("4096^2 layer forward, NaRA (+hypernet)", s["nara"], s["nara"] / s["lora"], ""),
     ]
+    return rows + binned_rows
 
 
 def saved_bytes(fn: Callable[[], torch.Tensor], params: list[torch.Tensor]) -> int:
@@ -313,9 +395,15 @@ def main() -> None:
         default=1,
         help="torch threads; 1 is steadier on a shared 2-core machine (2 threads spin when busy)",
     )
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="time with process CPU time, not wall time"
+    )
     args = parser.parse_args()
+    if args.cpu_time:
+        CLOCK["clock"] = time.process_time
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    clock = "process CPU time" if args.cpu_time else "wall time"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {clock}")
     rows = tiny_benchmarks(args.repeats)
     if not args.skip_layer:
         rows += layer_benchmarks(args.layer_repeats)

@@ -137,7 +137,10 @@ def _grid_spec(
         from reports.presets import for_model
 
         spec = for_model(spec, model)
-        if preset and not is_tiny(spec["model"]):  # a real model's run never mixes with tiny's
+        from harness.sandboxes import sandbox_of
+
+        real_model = not is_tiny(spec["model"]) and sandbox_of(spec["model"]) is None
+        if preset and real_model:  # a real model's run never mixes with tiny's
             name = f"{preset}_{Path(spec['model']).name}"
     spec.pop("name", None)
     spec.pop("description", None)
@@ -173,7 +176,7 @@ def _grid_spec(
 @app.command()
 def run(
     methods: Annotated[
-        str | None, typer.Option(help="Comma list: lora,dora,static_core,nara.")
+        str | None, typer.Option(help="Comma list: lora,dora,static_core,nara,binned_lora.")
     ] = None,
     tasks: Annotated[
         str | None, typer.Option(help="Comma list of tasks or groups (bench list tasks).")
@@ -186,7 +189,9 @@ def run(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="SECTION.FIELD=V1[,V2]; sections: train, eval, method, a method name."
+            "--set",
+            help="SECTION.FIELD=V1[,V2]; sections: train, eval, method, a method name, "
+            "a task with settings (attention_lora).",
         ),
     ] = None,
     steps: Annotated[
@@ -280,8 +285,9 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
     from harness.costs import planning_device
     from harness.plan import estimate, grid_seconds, token_labels
     from harness.preflight import missing_data
+    from harness.sandboxes import sandbox_of
 
-    real = any(not is_tiny(r.cell.model) for r in requests)
+    real = any(not is_tiny(r.cell.model) and sandbox_of(r.cell.model) is None for r in requests)
     device = planning_device(device_kind) if real else None
     table = Table(
         "cell", "method", "trains on", "evaluates", "seed", "rank", "axes", "updates",
@@ -511,7 +517,8 @@ def export_cmd(
     adapter: Annotated[Path, typer.Option(help="A cell folder or an adapter folder.")],
     out: Annotated[Path, typer.Option(help="Folder to write (must not exist, or be empty).")],
     level: Annotated[
-        float | None, typer.Option(help="NaRA only (required): the noise level t to export at.")
+        float | None,
+        typer.Option(help="NaRA and binned_lora (required): the noise level t to export at."),
     ] = None,
 ) -> None:
     """Write a plain peft LoRA folder (stock peft loads it) from a bench adapter."""
@@ -521,6 +528,8 @@ def export_cmd(
     adapter_dir, _ = resolve_adapter(adapter)
     done = export_adapter(adapter_dir, out, level)
     at = f" at noise level {done.level}" if done.level is not None else ""
+    if done.bin is not None:
+        at += f" (bin {done.bin} of {done.bins})"
     console.print(
         f"{done.method} adapter{at} -> plain peft folder [bold]{done.folder}[/bold] "
         f"({done.layers} layers); load it with PeftModel.from_pretrained(base, folder)"
@@ -540,8 +549,17 @@ def list_models() -> None:
         kind = "instruct (chat template)" if spec.instruct else "base"
         table.add_row(name, spec.family, spec.hub_id, f"{kind}; needs the hub or a local copy")
     table.add_row(
-        "PATH", "auto", "a local folder", "tiny, LLaDA or Dream (remote code) or any masked LM"
+        "PATH",
+        "auto",
+        "a local folder",
+        "tiny, LLaDA or Dream (remote code), DiffusionGemma (model_type diffusion_gemma) "
+        "or any masked LM",
     )
+    from harness.sandboxes import SANDBOXES
+
+    for name, sandbox in SANDBOXES.items():
+        what = f"methods {', '.join(sandbox.methods)}; tasks {', '.join(sandbox.tasks)}"
+        table.add_row(name, "sandbox", "built per cell", f"{sandbox.description} ({what})")
     console.print(table)
 
 

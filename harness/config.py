@@ -114,6 +114,9 @@ class CellConfig:
     # evaluates the saved adapter on it instead of training a new one.
     eval_tasks: tuple[str, ...] = ()
     train_data_note: str = ""  # why train.data=auto resolved as it did (recorded, footnoted)
+    # The task's own settings (``--set <task>.FIELD``, tasks.base.TaskSpec.settings); {} for
+    # tasks without any, and then left out of the cell id so that those ids never change.
+    task_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def evaluated_tasks(self) -> tuple[str, ...]:
@@ -134,6 +137,8 @@ class CellConfig:
         task list, notes and evaluation-only sampler settings excluded). The readable part names
         the training data."""
         identity = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
+        if not identity["task_config"]:
+            del identity["task_config"]
         identity["eval"] = {k: v for k, v in identity["eval"].items() if k not in EVAL_ONLY_FIELDS}
         blob = json.dumps(identity, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
@@ -178,7 +183,12 @@ def default_train(model: str, suite: str) -> TrainConfig:
 
 
 def default_rank(model: str) -> int:
-    """The release's rank 32 for real models; 8 for the tiny model (hidden size 128)."""
+    """The release's rank 32 for real models; 8 for the tiny model (hidden size 128); 1 for the
+    theory sandbox (harness/sandboxes.py), whose update is rank one."""
+    from harness.sandboxes import sandbox_of
+
+    if sandbox_of(model) is not None:
+        return 1
     return 8 if is_tiny(model) else 32
 
 

@@ -72,6 +72,10 @@ def evaluate(
 ) -> EvalOutcome:
     from tasks import evaluate as task_eval
 
+    if dlm.family.noise_process == "uniform":  # DiffusionGemma: its own generate, no loglik
+        from harness.evaluation_uniform import evaluate_uniform
+
+        return evaluate_uniform(dlm, spec, examples, config, steps, seed, on_progress)
     protocol = resolve_protocol(spec, config)
     start = time.perf_counter()
     if protocol == "loglik":

@@ -2,7 +2,8 @@
 
 Every list-valued field is an axis. ``set`` holds dotted settings: ``train.*`` and ``eval.*`` apply
 to every cell, ``<method>.*`` only to that method's cells (so ``nara.c_scale`` adds cells for NaRA
-alone), ``method.*`` to every method. Everything is validated before any work starts.
+alone), ``method.*`` to every method, ``<task>.*`` to the cells of a task with settings of its
+own (``attention_lora.alpha_ft``, the theory sandbox's data model; recorded as ``task_config``). Everything is validated before any work starts.
 """
 
 from __future__ import annotations
@@ -186,18 +187,21 @@ def _replace(obj, updates: dict[str, Any], section: str):
 def expand(grid: Grid) -> list[CellConfig]:
     """All cells of the grid, in a stable order (task-major, so one task's data loads once)."""
     from harness.models.loader import MODEL_SPECS, TINY, valid_model_names
+    from harness.sandboxes import SANDBOXES, check_cell
     from methods.registry import METHODS, get_method
-    from tasks.registry import resolve_tasks
+    from tasks.registry import resolve_tasks, settings_tasks
 
-    if grid.model != TINY and grid.model not in MODEL_SPECS and not Path(grid.model).is_dir():
+    known = grid.model in (TINY, *MODEL_SPECS, *SANDBOXES) or Path(grid.model).is_dir()
+    if not known:
         raise BenchError(f"unknown model {grid.model!r}; valid: {valid_model_names()}")
     methods = [get_method(m).name for m in grid.methods]
     tasks = resolve_tasks(list(grid.tasks))
+    sections = ("train", "eval", "method", *METHODS, *settings_tasks())
     for key in grid.sets:
         section = key.split(".", 1)[0]
-        if section not in ("train", "eval", "method", *METHODS):
+        if section not in sections:
             raise BenchError(
-                f"unknown --set section {section!r} in {key!r}; valid: train, eval, method, {', '.join(METHODS)}"
+                f"unknown --set section {section!r} in {key!r}; valid: {', '.join(sections)}"
             )
         if not grid.sets[key]:
             raise BenchError(f"the {key} axis is empty")
@@ -212,7 +216,7 @@ def expand(grid: Grid) -> list[CellConfig]:
         trains = get_method(method).trains
         # A method that trains nothing (the base model) depends only on the evaluation
         # settings: one cell per task and eval setting, whatever the seeds, ranks, train.*.
-        sections = ("train", "eval", "method", method) if trains else ("eval",)
+        sections = ("train", "eval", "method", method, task.name) if trains else ("eval",)
         relevant = {
             k: v
             for k, v in grid.sets.items()
@@ -222,6 +226,7 @@ def expand(grid: Grid) -> list[CellConfig]:
         keys = sorted(relevant)
         for combo in itertools.product(*(relevant[k] for k in keys)):
             chosen = dict(zip(keys, combo, strict=True))
+            check_cell(grid.model, method, task.name, chosen)
             if trains:
                 cell = _make_cell(grid, task, method, rank, seed, chosen)
             else:
@@ -293,6 +298,7 @@ def _make_cell(
     grid: Grid, task, method: str, rank: int | None, seed: int, chosen: dict[str, Any]
 ) -> CellConfig:
     from methods.registry import get_method
+    from tasks.registry import task_settings
 
     train: TrainConfig = default_train(grid.model, task.suite)
     evaluation: EvalConfig = default_eval(grid.model, task.suite)
@@ -305,13 +311,15 @@ def _make_cell(
     overrides: dict[str, Any] = {**default_method_overrides(grid.model, method)}
     if rank is not None:
         overrides["rank"] = rank
-    train_updates, eval_updates = {}, {}
+    train_updates, eval_updates, task_updates = {}, {}, {}
     for key, value in chosen.items():
         section, name = key.split(".", 1)
         if section == "train":
             train_updates[name] = value
         elif section == "eval":
             eval_updates[name] = value
+        elif section == task.name:
+            task_updates[name] = value
         else:
             overrides[name] = value
     for key in _EVAL_ONLY_KEYS:  # the cell's own record shows the first sampler it evaluates
@@ -336,6 +344,7 @@ def _make_cell(
         axes=axes,
         eval_tasks=(task.name,),
         train_data_note=note,
+        task_config=task_settings(task, task_updates),  # validates every field
     )
 
 

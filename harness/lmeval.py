@@ -110,29 +110,34 @@ def check_adapter_fits(dlm: DiffusionLM, folder: Path, trained_on: str | None = 
     from safetensors import safe_open
     from torch import nn
 
-    weights = folder / "adapter_model.safetensors"
-    if not weights.is_file():
+    from methods.binned import weight_files
+
+    files = weight_files(folder)  # its own, or one per bin (binned_lora)
+    if not files:
         raise BenchError(f"adapter folder {folder} has no adapter_model.safetensors")
     modules = dict(dlm.backbone.named_modules())
     where = f" (it was trained on {trained_on!r})" if trained_on else ""
     problems = []
-    with safe_open(str(weights), framework="pt") as fh:
-        names = fh.keys()  # a safetensors handle is not iterable
-        for key in names:
-            match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
-            if not match:
-                continue
-            name, factor = match.groups()
-            shape = list(fh.get_slice(key).get_shape())
-            layer = modules.get(name)
-            if not isinstance(layer, nn.Linear):
-                problems.append(f"it adapts {name}, which this model does not have")
-            elif factor == "A" and shape[1] != layer.in_features:
-                problems.append(f"{name} takes {shape[1]} inputs, here {layer.in_features}")
-            elif factor == "B" and shape[0] != layer.out_features:
-                problems.append(f"{name} gives {shape[0]} outputs, here {layer.out_features}")
-            if problems:
-                break
+    for weights in files:
+        with safe_open(str(weights), framework="pt") as fh:
+            names = fh.keys()  # a safetensors handle is not iterable
+            for key in names:
+                match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
+                if not match:
+                    continue
+                name, factor = match.groups()
+                shape = list(fh.get_slice(key).get_shape())
+                layer = modules.get(name)
+                if not isinstance(layer, nn.Linear):
+                    problems.append(f"it adapts {name}, which this model does not have")
+                elif factor == "A" and shape[1] != layer.in_features:
+                    problems.append(f"{name} takes {shape[1]} inputs, here {layer.in_features}")
+                elif factor == "B" and shape[0] != layer.out_features:
+                    problems.append(f"{name} gives {shape[0]} outputs, here {layer.out_features}")
+                if problems:
+                    break
+        if problems:
+            break
     if problems:
         raise BenchError(
             f"adapter {folder} does not fit base model {dlm.info.name!r}{where}: {problems[0]}; "

@@ -76,9 +76,13 @@ def token_labels(cost: Cost) -> tuple[str, str]:
 
 def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
     """The cell's cost; real models are costed on ``device`` (see harness.costs.planning_device)."""
+    from harness.sandboxes import sandbox_of
     from methods.registry import get_method
 
     cell = request.cell
+    sandbox = sandbox_of(cell.model)
+    if sandbox is not None:  # its own cost model (harness/sandboxes.py)
+        return sandbox.load("estimate")(request)
     if not is_tiny(cell.model):
         from harness.costs import planning_device
 

@@ -84,7 +84,9 @@ def execute_job(job: Job, device: str, monitor: Monitor | None = None) -> tuple[
     previous_level = root.level
     root.setLevel(min(previous_level, logging.INFO))
     try:
-        record = run_cell(
+        from harness.sandboxes import sandbox_cell_function
+
+        record = (sandbox_cell_function(cell) or run_cell)(
             job.request,
             job.cell_dir,
             device,

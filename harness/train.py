@@ -90,6 +90,10 @@ def train_adapter(
     on_update: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train ``adapter``'s parameters; at the end the best validation checkpoint is loaded."""
+    if dlm.family.noise_process == "uniform":  # DiffusionGemma: its own batch and loss
+        from harness.train_uniform import train_uniform
+
+        return train_uniform(dlm, adapter, train_data, val_data, config, seed, on_update)
     device = dlm.device
     tok = dlm.tokenizer
     masking = MaskingConfig(config.masking, normalize=config.normalize)
@@ -168,6 +172,17 @@ def validate_untrained(
     """The validation loss per noise bin of a model that is not trained (the base model), with
     exactly the draws :func:`train_adapter` uses, so its curve sits beside the adapters'."""
     dlm.eval()
+    if dlm.family.noise_process == "uniform":
+        from harness.train_uniform import validation_loss_uniform
+
+        result = TrainResult(updates=0)
+        if val_data:
+            result.val_bins = validation_loss_uniform(dlm, val_data, config)
+            result.best_val_loss = sum(b["weighted_loss"] for b in result.val_bins) / len(
+                result.val_bins
+            )
+        result.peak_memory_bytes = peak_memory_bytes(dlm.device)
+        return result
     masking = MaskingConfig(config.masking, normalize=config.normalize)
     result = TrainResult(updates=0)
     if val_data:

@@ -1,6 +1,8 @@
-"""PEFT methods behind one interface: LoRA, DoRA, static-core LoRA and NaRA (see base.py)."""
+"""PEFT methods behind one interface: LoRA, DoRA, static-core LoRA, NaRA and binned LoRA (see
+base.py)."""
 
 from methods.base import Adapter, MethodConfig, ParamCounts
+from methods.binned import BinnedLoraConfig
 from methods.dora import DoraConfig
 from methods.lora import LoraMethodConfig
 from methods.nara import NaraConfig, core_trajectory, merge_at, update_norms
@@ -17,6 +19,7 @@ from methods.static_core import StaticCoreConfig
 __all__ = [
     "METHODS",
     "Adapter",
+    "BinnedLoraConfig",
     "DoraConfig",
     "LoraMethodConfig",
     "MethodConfig",

@@ -144,7 +144,9 @@ class CoreMethod(Method):
         if not layers:
             raise BenchError("no layer was adapted: check target_modules")
         groups = {name: group_of(name, config.core_sharing) for name in layers}
-        mask_id = getattr(dlm, "mask_id", None)
+        # no mask token (uniform noise, DiffusionGemma): no mask-density feature either
+        has_mask = getattr(getattr(dlm, "tokenizer", None), "has_mask_token", True)
+        mask_id = getattr(dlm, "mask_id", None) if has_mask else None
         bank = self.make_bank(config, sorted(set(groups.values())), mask_id)
         first = next(iter(layers.values()))
         bank.to(first.lora_A[ADAPTER_NAME].weight.device)

@@ -8,6 +8,8 @@ targets whose update is identical:
 - ``nara``: exact at the chosen level ``t`` only (``C(t)``); ``--level`` is required. A NaRA
   adapter conditioned on the mask density (``conditioning=density|both``) reads every input's
   mask layout, which no single level stands for, so it is refused.
+- ``binned_lora``: the adapter of the bin ``t`` falls in, copied as it is (it is a plain LoRA),
+  exact for every level in that bin; ``--level`` is required.
 - ``lora`` and ``dora``: their files are copied as they are (they already load with stock peft).
 
 The folder also gets a ``bench_method.json`` (method ``lora``, or ``dora``) so bench loads it too,
@@ -23,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from harness.errors import BenchError
-from methods.base import FORMAT_VERSION, METHOD_FILE, MethodConfig
+from methods.base import FORMAT_VERSION, METHOD_FILE, MethodConfig, read_method_record
+from methods.binned import BinnedLoraConfig, bin_folder
 from methods.core import _key
 from methods.core_method import WEIGHTS_FILE, CoreConfig, group_of
 from methods.lora import LoraMethodConfig
@@ -42,21 +45,21 @@ class Exported:
     method: str  # the source adapter's method
     level: float | None  # the noise level a NaRA adapter was exported at
     layers: int  # LoRA layers written
+    bin: int | None = None  # binned_lora: the bin exported (of ``bins``)
+    bins: int | None = None
 
 
 def export_adapter(
     adapter_dir: str | Path, out: str | Path, level: float | None = None
 ) -> Exported:
     """Write ``out`` as a plain peft LoRA (or DoRA) folder equal to the adapter in
-    ``adapter_dir`` (at noise level ``level`` for NaRA). ``out`` must not exist or be empty."""
+    ``adapter_dir`` (at noise level ``level`` for NaRA and binned_lora). ``out`` must not exist or be empty."""
     adapter_dir, out = Path(adapter_dir), Path(out)
+    if isinstance(read_method_record(adapter_dir), BinnedLoraConfig):
+        return _export_bin(adapter_dir, out, level)
     name, config, bank, state, _ = offline_bank(adapter_dir)
     _check_level(name, config, level)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BenchError(f"--out {out} already exists and is not an empty folder: choose another")
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = _staging(out)
     if bank is None:  # lora, dora: already plain peft
         for file in (CONFIG_FILE, WEIGHTS_FILE, METHOD_FILE):
             shutil.copy2(adapter_dir / file, staging / file)
@@ -74,14 +77,59 @@ def export_adapter(
             "config": _lora_fields(config),
             "scale": config.scale,
         }
-    record["exported_from"] = {"folder": str(adapter_dir.resolve()), "method": name}
+    _finish(staging, out, record, _source(adapter_dir, name, level))
+    return Exported(out, name, level, layers)
+
+
+def _staging(out: Path) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BenchError(f"--out {out} already exists and is not an empty folder: choose another")
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _source(adapter_dir: Path, name: str, level: float | None) -> dict:
+    source = {"folder": str(adapter_dir.resolve()), "method": name}
     if level is not None:
-        record["exported_from"]["level"] = level
+        source["level"] = level
+    return source
+
+
+def _finish(staging: Path, out: Path, record: dict, source: dict) -> None:
+    record["exported_from"] = source
     (staging / METHOD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     if out.exists():
         out.rmdir()
     staging.rename(out)
-    return Exported(out, name, level, layers)
+
+
+def _export_bin(adapter_dir: Path, out: Path, level: float | None) -> Exported:
+    """The bin adapter ``level`` falls in, as a plain peft LoRA folder (method ``lora``)."""
+    if level is None:
+        raise BenchError(
+            "a binned_lora adapter holds one LoRA per noise bin: pass --level t (0..1) to "
+            "export the bin t falls in"
+        )
+    if not 0.0 <= level <= 1.0:
+        raise BenchError(f"--level must be in [0, 1], got {level}")
+    bin_dir, k, bins = bin_folder(adapter_dir, level)
+    config = read_method_record(adapter_dir)
+    staging = _staging(out)
+    shutil.copy2(bin_dir / WEIGHTS_FILE, staging / WEIGHTS_FILE)
+    read_lora_config(bin_dir).save_pretrained(str(staging))  # peft_type LORA: one bin, plain
+    layers = sum(key.endswith(".lora_A.weight") for key in load_file(str(staging / WEIGHTS_FILE)))
+    record = {
+        "format": FORMAT_VERSION,
+        "method": "lora",
+        "config": _lora_fields(config),
+        "scale": config.scale,
+    }
+    source = _source(adapter_dir, "binned_lora", level)
+    source["bin"] = {"index": k, "bins": bins, "covers": [k / bins, (k + 1) / bins]}
+    _finish(staging, out, record, source)
+    return Exported(out, "binned_lora", level, layers, bin=k, bins=bins)
 
 
 def _check_level(name: str, config: MethodConfig, level: float | None) -> None:
@@ -98,7 +146,7 @@ def _check_level(name: str, config: MethodConfig, level: float | None) -> None:
                 "which differs for every input: it has no plain-LoRA equivalent at one level"
             )
     elif level is not None:
-        raise BenchError(f"--level is only for NaRA adapters; this one is {name!r}")
+        raise BenchError(f"--level is only for NaRA and binned_lora adapters; this one is {name!r}")
     if level is not None and not 0.0 <= level <= 1.0:
         raise BenchError(f"--level must be in [0, 1], got {level}")
 

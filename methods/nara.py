@@ -167,12 +167,15 @@ class NaraMethod(CoreMethod):
 
 
 def merge_at(dlm, t: float) -> None:
-    """Merge a NaRA adapter into the base weights at noise level ``t`` (``adapter.unmerge()``)."""
+    """Merge a NaRA (or binned LoRA) adapter into the base weights at noise level ``t``
+    (``adapter.unmerge()``)."""
     from methods.registry import adapter_of
 
     adapter = adapter_of(dlm)
-    if not isinstance(adapter, NaraAdapter):
-        raise BenchError(f"merge_at needs a NaRA adapter, this model has {adapter.method.name!r}")
+    if not callable(getattr(adapter, "merge_at", None)):  # NaRA, binned LoRA
+        raise BenchError(
+            f"merge_at needs a noise-aware adapter, this model has {adapter.method.name!r}"
+        )
     adapter.merge_at(t)
 
 

@@ -12,14 +12,24 @@ from torch import nn
 from harness.errors import BenchError
 from methods.base import Adapter, Method, read_method_record
 from methods.base_model import BaseModelMethod
+from methods.binned import BinnedLoraMethod
 from methods.dora import DoraMethod
 from methods.lora import LoraMethod
 from methods.nara import NaraMethod
+from methods.rank_one_lora import RankOneLoraMethod
 from methods.static_core import StaticCoreMethod
 
 METHODS: dict[str, Method] = {
     m.name: m
-    for m in (BaseModelMethod(), LoraMethod(), DoraMethod(), StaticCoreMethod(), NaraMethod())
+    for m in (
+        BaseModelMethod(),
+        LoraMethod(),
+        DoraMethod(),
+        StaticCoreMethod(),
+        NaraMethod(),
+        BinnedLoraMethod(),
+        RankOneLoraMethod(),  # the theory sandbox's (harness/sandboxes.py)
+    )
 }
 
 

@@ -11,6 +11,13 @@ Module names by family (attention first, MLP second):
 | tiny  | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
 | llada | q_proj, k_proj, v_proj, attn_out | ff_proj, up_proj, ff_out |
 | dream | q_proj, k_proj, v_proj, o_proj | gate_proj, up_proj, down_proj |
+| diffusion_gemma | q_proj, k_proj, v_proj, o_proj (encoder and decoder) | gate_proj, up_proj, down_proj |
+
+DiffusionGemma's short names match its text encoder and its decoder (shared weights, separate
+modules: each gets its own adapter) and, for the MLP names, the decoder's self-conditioning block;
+the vision tower's layers are ``...q_proj.linear`` and never match. Its full-attention layers have
+no ``v_proj`` (keys are values there). Its MoE experts are 3-D parameters, not linear layers: not
+adapted.
 
 LLaDA's output head is also called ``ff_out`` (``model.transformer.ff_out``): targeting ``ff_out``
 matches it too unless the backbone reports it through ``get_output_embeddings()``, in which case
@@ -30,12 +37,14 @@ FAMILY_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "llada": ("q_proj", "k_proj", "v_proj", "attn_out"),
     "dream": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "generic": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "diffusion_gemma": ("q_proj", "k_proj", "v_proj", "o_proj"),
 }
 
 FAMILY_MLP_TARGETS: dict[str, tuple[str, ...]] = {
     "tiny": ("gate_proj", "up_proj", "down_proj"),
     "llada": ("ff_proj", "up_proj", "ff_out"),
     "dream": ("gate_proj", "up_proj", "down_proj"),
+    "diffusion_gemma": ("gate_proj", "up_proj", "down_proj"),  # the dense MLP beside the experts
 }
 
 

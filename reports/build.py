@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import BenchError
+from harness.sandboxes import sandbox_of
 from reports import plots
 from reports.calibration import aa_table
 from reports.contention import contention_notes
@@ -40,6 +41,7 @@ from reports.tables import (
     main_tables,
     stats_tables,
 )
+from reports.theory import CHECKS as THEORY_CHECKS
 from results.schema import Record
 from results.store import (
     atomic_write_text,
@@ -107,8 +109,11 @@ def load_report_data(
 
 
 def main_table_renderables(runs: list[Path], baseline: str = "lora") -> list[Any]:
-    """The main table(s) as rich tables, for the terminal."""
+    """The main table(s) as rich tables, for the terminal (none for sandbox runs: their
+    tables are in the report's preset section)."""
     data = load_report_data(runs, baseline)
+    if all(sandbox_of(str(r.config["model"])) is not None for r in data.records):
+        return []
     return [t.to_rich() for t in main_tables(data.frame, data.layout)]
 
 
@@ -167,6 +172,10 @@ def _section_markdown(data: ReportData, section: dict[str, Any], out: Path) -> l
         lines += [str(section["note"]).strip(), ""]
     if section.get("check") == "aa":
         return lines + _table_markdown(aa_table(data.examples, data.layout.tasks), out)
+    if section.get("check") in THEORY_CHECKS:
+        from reports.theory.sections import theory_section
+
+        return lines + theory_section(data.records, section["check"], out, _table_markdown)
     axis = section.get("focus_axis")
     if axis is None:
         lines += ["The main table above is this section's result.", ""]
@@ -273,6 +282,8 @@ def build_report(
     data = load_report_data(runs, baseline, preset)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if all(sandbox_of(str(r.config["model"])) is not None for r in data.records):
+        return _sandbox_report(data, out)
     records, frame, lay = data.records, data.frame, data.layout
     status = frame.drop_duplicates("cell_id")["status"].value_counts().to_dict()
 
@@ -334,6 +345,39 @@ def build_report(
     lines.append("")
 
     write_parquet(frame, out / "results.parquet")
+    md = out / REPORT_NAME
+    atomic_write_text(md, "\n".join(lines))
+    log.info("report written to %s", md)
+    return md
+
+
+def _sandbox_report(data: ReportData, out: Path) -> Path:
+    """The report of runs whose cells are all sandbox cells (harness/sandboxes.py): their preset
+    sections, failures and environment. The dLLM tables (accuracy higher-is-better, paired
+    per-example statistics, noise bins, sampler costs) do not apply to them."""
+    records = data.records
+    status = data.frame.drop_duplicates("cell_id")["status"].value_counts().to_dict()
+    lines = ["# Benchmark report", ""]
+    lines.append(
+        f"Runs: {', '.join(f'`{d}`' for d in _run_dirs(records))}. Cells: "
+        f"{status.get('done', 0)} done, {status.get('failed', 0)} failed, "
+        f"{status.get('running', 0)} running, all of the theory sandbox (--model "
+        f"{', '.join(sorted({str(r.config['model']) for r in records}))}). Generated "
+        f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}."
+    )
+    lines.append("")
+    for section in data.sections:
+        lines += _section_markdown(data, section, out)
+    if not data.sections:
+        lines += ["These runs name no report section (a theory preset's report.check).", ""]
+    fails = failures_table(records)
+    if fails.rows:
+        lines += ["## Failed and unfinished cells", ""]
+        lines += _table_markdown(fails, out, level="###")
+    lines += ["## Environment", ""]
+    lines += _environment_lines(records)
+    lines.append("")
+    write_parquet(data.frame, out / "results.parquet")
     md = out / REPORT_NAME
     atomic_write_text(md, "\n".join(lines))
     log.info("report written to %s", md)

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from harness.errors import BenchError
+from reports.theory import CHECKS as THEORY_CHECKS
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 GRID_KEYS = {
@@ -51,7 +52,8 @@ GRID_KEYS = {
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
-REPORT_CHECKS = ("aa",)  # report.check: a calibration section (reports/calibration.py)
+# report.check: a calibration section (reports/calibration.py) or a theory-sandbox section
+REPORT_CHECKS = ("aa", *THEORY_CHECKS)
 DEFAULT_MODEL = "tiny"
 
 

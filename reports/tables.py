@@ -37,7 +37,7 @@ from reports.stats import mean_std
 from results.schema import Record
 from results.store import BASE_COLUMNS, COST_COLUMNS
 
-METHOD_ORDER = ("base", "lora", "dora", "static_core", "nara")
+METHOD_ORDER = ("base", "lora", "dora", "static_core", "nara", "binned_lora")
 NOT_RUN = "—"
 
 

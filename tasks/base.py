@@ -104,6 +104,9 @@ class TaskSpec:
     make_split: Callable[[str, int, int], list[Example]] | None = None
     description: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    # A typed frozen dataclass of the task's own settings (``--set <task>.FIELD=...`` grid axes,
+    # recorded as the cell's ``task_config``); None for tasks without settings.
+    settings: type | None = None
 
     @property
     def group(self) -> str:

@@ -48,9 +48,17 @@ def _ensure_loaded() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from tasks import code_tasks, commonsense, llm_adapters, math_tasks, synthetic_tasks
+    from tasks import (
+        attention_lora,
+        code_tasks,
+        commonsense,
+        llm_adapters,
+        math_tasks,
+        synthetic_tasks,
+    )
 
-    for module in (commonsense, math_tasks, llm_adapters, code_tasks, synthetic_tasks):
+    modules = (commonsense, math_tasks, llm_adapters, code_tasks, synthetic_tasks, attention_lora)
+    for module in modules:
         for spec in module.TASKS:
             _TASKS.setdefault(spec.name, spec)
 
@@ -63,6 +71,20 @@ def all_tasks() -> list[TaskSpec]:
 def task_names() -> list[str]:
     _ensure_loaded()
     return list(_TASKS)
+
+
+def settings_tasks() -> list[str]:
+    """Tasks with settings of their own: each is a ``--set`` section (``attention_lora.d=...``)."""
+    _ensure_loaded()
+    return [name for name, spec in _TASKS.items() if spec.settings is not None]
+
+
+def task_settings(spec: TaskSpec, updates: dict) -> dict:
+    """The task's resolved settings as a dict (defaults plus ``updates``, validated); {} for a
+    task without settings."""
+    if spec.settings is None:
+        return {}
+    return spec.settings.from_dict(updates).to_dict()
 
 
 def _valid() -> str:

@@ -117,7 +117,7 @@ def test_export_refusals_are_one_clear_line(tmp_path):
     cases = [
         (tmp_path / "nara", None, "pass --level t"),
         (tmp_path / "nara", 1.5, r"--level must be in \[0, 1\]"),
-        (tmp_path / "lora", 0.5, "--level is only for NaRA adapters"),
+        (tmp_path / "lora", 0.5, "--level is only for NaRA and binned_lora adapters"),
         (tmp_path / "density", 0.5, "conditioned on the mask density"),
     ]
     for folder, level, message in cases:

@@ -26,8 +26,14 @@ from harness.sampler import SamplerConfig, generate
 from harness.train import train_adapter
 from methods.registry import get_method, load_adapter
 
-METHODS = ["lora", "dora", "static_core", "nara"]
-FIELDS = {"lora": {}, "dora": {}, "static_core": {}, "nara": {"hidden_sizes": (8, 8)}}
+METHODS = ["lora", "dora", "static_core", "nara", "binned_lora"]
+FIELDS = {
+    "lora": {},
+    "dora": {},
+    "static_core": {},
+    "nara": {"hidden_sizes": (8, 8)},
+    "binned_lora": {"bins": 4},  # LEVELS fall in bins 0 and 3: a mixed batch
+}
 TRAIN = TrainConfig(
     steps=2, batch_size=2, grad_accum=1, lr=0.05, warmup_ratio=0.0, val_examples=0, max_length=64
 )
@@ -77,6 +83,9 @@ def test_method_on_released_code(family, method, released_folder, tmp_path):
             stock = PeftModel.from_pretrained(plain.backbone, str(tmp_path / "adapter")).eval()
             got = DiffusionLM(stock, plain.tokenizer, plain.info)(x, LEVELS)
             torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+        if method == "binned_lora":  # stock peft refuses it rather than load one bin as all
+            with pytest.raises(KeyError, match="bench binned_lora adapter"):
+                PeftModel.from_pretrained(plain.backbone, str(tmp_path / "adapter"))
     del base, plain
 
     # sampling: a batch of prompts of different lengths (left padding) equals its rows

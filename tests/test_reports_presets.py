@@ -13,12 +13,15 @@ EXPECTED = {
     "rank-sweep",
     "lambda-definition",
     "steps-scaling",
+    "nara-binned",
 }
 OTHER = {"demo", "aa-check"}  # the default demo grid and the calibration check
+# the rank-one LoRA theory sandbox's (tests/test_theory_sandbox.py)
+THEORY = {"lora-theory-noise", "lora-theory-mismatch", "lora-theory-active"}
 
 
 def test_every_preset_loads_and_names_a_valid_focus_axis():
-    assert set(list_presets()) == EXPECTED | OTHER
+    assert set(list_presets()) == EXPECTED | OTHER | THEORY
     for name in sorted(EXPECTED):
         g = load_preset(name)
         assert g["name"] == name and g["model"] == "tiny"
@@ -39,6 +42,9 @@ def test_preset_contents():
     assert rs["ranks"] == [4, 8, 16, 32] and rs["methods"] == ["lora", "nara"]
     assert load_preset("lambda-definition")["set"] == {"eval.noise_level": ["response", "sequence"]}
     assert load_preset("steps-scaling")["steps"] == [4, 8, 16]
+    binned = load_preset("nara-binned")
+    assert binned["methods"] == ["lora", "nara", "binned_lora"]
+    assert binned["set"] == {"binned_lora.bins": [2, 4, 8]} and binned["report"]["reference"] == 4
 
 
 def test_unknown_preset_lists_the_available_ones():

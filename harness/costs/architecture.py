@@ -198,6 +198,8 @@ def adapter_params(arch: Architecture, method: str, config) -> int:
             from methods.nara import hypernetwork_parameter_count
 
             total += groups * hypernetwork_parameter_count(config)
+    if method == "binned_lora":  # one LoRA per noise bin
+        total *= config.bins
     return total
 
 

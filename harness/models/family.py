@@ -51,11 +51,15 @@ class Family:
         returns the names of the repairs the class needs.
     repair_model: repairs a loaded instance; returns the names of the repairs applied.
     rotary_problems: where the rotary tables differ from their definition in the config.
+    noise_process: how the family corrupts text, which defines the noise level t its adapters
+        are fed: "masking" (t = masking rate, :mod:`harness.diffusion`) or "uniform" (t = the
+        fraction of canvas positions drawn from noise, :mod:`harness.uniform_noise`).
     model_inputs: the forward's keyword arguments for (ids, 0/1 attention or None), as the
         family's released evaluation builds them.
     """
 
     name: str
+    noise_process: str = "masking"  # "masking" (a mask token) | "uniform" (random tokens)
     shift_logits: bool = False  # logits at i predict token i+1 (Dream)
     prepend_bos: bool = False  # prompts start with BOS, as in the family's SFT and evaluation
     default_mask_id: int | None = None  # when the tokenizer names no mask token (LLaDA)
@@ -76,10 +80,11 @@ GENERIC_FAMILY = Family("generic")
 
 
 def get_family(name: str) -> Family:
+    from harness.models.diffusion_gemma import DIFFUSION_GEMMA
     from harness.models.dream import DREAM
     from harness.models.llada import LLADA
 
-    families = {f.name: f for f in (TINY_FAMILY, GENERIC_FAMILY, LLADA, DREAM)}
+    families = {f.name: f for f in (TINY_FAMILY, GENERIC_FAMILY, LLADA, DREAM, DIFFUSION_GEMMA)}
     if name not in families:
         raise BenchError(f"unknown model family {name!r}; valid: {', '.join(families)}")
     return families[name]

@@ -26,7 +26,7 @@ class ModelSpec:
     """A named real checkpoint on the hub."""
 
     hub_id: str
-    family: str  # "llada" | "dream"
+    family: str  # "llada" | "dream" | "diffusion_gemma"
     instruct: bool
     mask_token_id: int | None = None
 
@@ -36,12 +36,17 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "llada-8b-base": ModelSpec("GSAI-ML/LLaDA-8B-Base", "llada", False, 126336),
     "dream-7b-instruct": ModelSpec("Dream-org/Dream-v0-Instruct-7B", "dream", True),
     "dream-7b-base": ModelSpec("Dream-org/Dream-v0-Base-7B", "dream", False),
+    "diffusiongemma-26b-a4b-it": ModelSpec(
+        "google/diffusiongemma-26B-A4B-it", "diffusion_gemma", True
+    ),
 }
 TINY = "tiny"
 
 
 def valid_model_names() -> str:
-    return ", ".join([TINY, *MODEL_SPECS]) + ", or a local model folder"
+    from harness.sandboxes import SANDBOXES
+
+    return ", ".join([TINY, *MODEL_SPECS, *SANDBOXES]) + ", or a local model folder"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -57,7 +62,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def detect_family(folder: Path) -> str:
-    """Family of a local folder from its config: tiny, llada, dream, or generic."""
+    """Family of a local folder from its config: tiny, llada, dream, diffusion_gemma, generic."""
     config = folder / "config.json"
     if not config.is_file():
         raise BenchError(f"model folder {folder} has no config.json")
@@ -66,6 +71,8 @@ def detect_family(folder: Path) -> str:
     kind = kind.lower()
     if "bench_tiny_dllm" in kind:
         return "tiny"
+    if "diffusion_gemma" in kind or "diffusiongemma" in kind:
+        return "diffusion_gemma"
     if "llada" in kind:
         return "llada"
     if "dream" in kind:
@@ -85,6 +92,13 @@ def load_model(name: str, device: str = "auto", mask_token_id: int | None = None
     folder = Path(name).expanduser()
     if folder.is_dir():
         return _load_folder(folder, name, target, mask_token_id)
+    from harness.sandboxes import sandbox_of
+
+    if sandbox_of(name) is not None:
+        raise BenchError(
+            f"model {name!r} is the {sandbox_of(name).description}, not a diffusion LM: it "
+            "runs only in grid cells (bench run --model attention, bench list presets)"
+        )
     raise BenchError(f"unknown model {name!r}; valid: {valid_model_names()}")
 
 
@@ -145,6 +159,10 @@ def _load_transformers(
     """Tokenizer + model through transformers (remote code allowed), repaired and checked."""
     from transformers import AutoTokenizer
 
+    if family_name == "diffusion_gemma":  # built into transformers, its own load and checks
+        from harness.models.diffusion_gemma import load_diffusion_gemma
+
+        return load_diffusion_gemma(source, name, device, _dtype_for(device), local_files_only)
     family = get_family(family_name)
     common = {"trust_remote_code": True, "local_files_only": local_files_only}
     tok = AutoTokenizer.from_pretrained(source, **common)

@@ -105,23 +105,28 @@ class HFTokenizer:
     """
 
     def __init__(
-        self, tok, name: str, mask_token_id: int | None = None, prepend_bos: bool = False
+        self,
+        tok,
+        name: str,
+        mask_token_id: int | None = None,
+        prepend_bos: bool = False,
+        needs_mask: bool = True,
     ) -> None:
         self.tok = tok
         mask = mask_token_id if mask_token_id is not None else tok.mask_token_id
-        if mask is None:
+        if mask is None and needs_mask:
             raise BenchError(
                 f"the tokenizer of {name!r} has no mask token: a masked-diffusion model needs one "
                 "(set mask_token in its tokenizer config or pass --mask-token-id)"
             )
-        self.mask_token_id = int(mask)
+        # None for a uniform-noise family (DiffusionGemma): it corrupts with random tokens
+        self._mask = int(mask) if mask is not None else None
+        self._name = name
         if tok.eos_token_id is None:
             raise BenchError(f"the tokenizer of {name!r} has no EOS token")
         self.eos_token_id = int(tok.eos_token_id)
         pad = tok.pad_token_id
-        self.pad_token_id = (
-            int(pad) if pad is not None and pad != self.mask_token_id else self.eos_token_id
-        )
+        self.pad_token_id = int(pad) if pad is not None and pad != self._mask else self.eos_token_id
         self.vocab_size = len(tok)
         bos = tok.bos_token_id
         if prepend_bos and bos is None:
@@ -131,6 +136,22 @@ class HFTokenizer:
             )
         self.bos_prefix: tuple[int, ...] = (int(bos),) if prepend_bos else ()
         self.has_chat_template = bool(getattr(tok, "chat_template", None))
+
+    @property
+    def mask_token_id(self) -> int:
+        """The mask id; a model without one (uniform noise) stops every masked-diffusion use
+        (sampler, likelihood, lm-eval) here with one line."""
+        if self._mask is None:
+            raise BenchError(
+                f"model {self._name!r} has no mask token (a uniform-noise model): masked-diffusion "
+                "sampling, likelihood scoring and lm-eval do not apply; DiffusionGemma trains "
+                "and samples through bench run (generation tasks)"
+            )
+        return self._mask
+
+    @property
+    def has_mask_token(self) -> bool:
+        return self._mask is not None
 
     def encode(self, text: str) -> list[int]:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
