@@ -216,7 +216,9 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the cells and their cost; run nothing.")
     ] = False,
-    devices: Annotated[str | None, typer.Option(help="auto, cpu, or cuda:0,cuda:1,...")] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="auto, cpu, cpu-cores, cpu,cpu or cuda:0,cuda:1,...")
+    ] = None,
     executor: Annotated[
         str | None,
         typer.Option(help="Where cells run: local (this machine, default) or ray (a Ray cluster)."),
@@ -264,19 +266,26 @@ def run(
         for cell in cells
     ]
     out = out or RUNS_ROOT / name
+    # --devices, else the preset's for the tiny model (the demo: cpu-cores, a worker per core)
+    from harness.config import is_tiny
+
+    preset_devices = spec.get("devices") if is_tiny(grid.model) else None
     executor = choose_executor(  # validates the options even for a dry run
         executor or placed["executor"] or "local",
-        devices=devices,
+        devices=devices or preset_devices,
         ray_address=ray_address or placed["ray_address"],
         workers=workers if workers is not None else placed["workers"],
     )
     if dry_run:
-        _print_plan(requests, out, device_kind)
+        _print_plan(requests, out, device_kind, workers=max(1, len(executor.workers())))
         _print_worker_plan(requests, executor, device_kind)
         return
     from harness.preflight import check_data
 
     check_data(cells)  # one line before any training if a training or scored set is missing
+    from harness.pretrain import ensure_base_for_run
+
+    ensure_base_for_run(grid.model)  # pretrain here on every core, before any worker starts
     spec_saved = {**grid.to_spec(), "name": name, "report": spec.get("report") or {}}
     if preset:
         spec_saved["preset"] = preset
@@ -305,12 +314,12 @@ def run(
         raise typer.Exit(1)
 
 
-def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
+def _print_plan(requests, out: Path, device_kind: str | None = None, workers: int = 1) -> None:
     from rich.table import Table
 
     from harness.config import is_tiny
     from harness.costs import planning_device
-    from harness.plan import estimate, token_labels
+    from harness.plan import estimate, grid_seconds, token_labels
     from harness.preflight import missing_data
     from harness.sandboxes import sandbox_of
 
@@ -357,7 +366,9 @@ def _print_plan(requests, out: Path, device_kind: str | None = None) -> None:
         )
         for problem in problems:
             console.print(f"[red]will not fit:[/red] {problem}", soft_wrap=True)
-    total = f"estimated {seconds / 60:.1f} min" if seconds or not real else f"{hours:.1f} GPU-h"
+    on = f" on {workers} CPU workers" if workers > 1 and not real else ""
+    minutes = grid_seconds(seconds, workers if not real else 1) / 60
+    total = f"estimated {minutes:.1f} min{on}" if seconds or not real else f"{hours:.1f} GPU-h"
     console.print(f"{len(requests)} cells into {out}; {total} (nothing was run)")
     notes = sorted({r.cell.train_data_note for r in requests if r.cell.train_data_note})
     for line in [*notes, *missing_data([r.cell for r in requests])]:

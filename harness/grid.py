@@ -22,14 +22,14 @@ from harness.config import (
     default_eval,
     default_method_overrides,
     default_rank,
-    default_steps,
     default_train,
+    is_tiny,
 )
 from harness.errors import BenchError
 
 # The demo's tasks are the families the tiny base never saw (tasks/unseen.py): on the
 # in-distribution families the base already scores 40-50% and fine-tuning has little to show.
-DEMO_TASKS = ("synth_math_unseen", "synth_choice_unseen", "synth_code_unseen")
+DEMO_TASKS = ("synth_math_unseen", "synth_choice_vowel", "synth_code_unseen")
 DEMO_METHODS = ("base", "lora", "dora", "static_core", "nara")
 UNTRAINED_SEED = 0  # the seed recorded for cells of methods that train nothing (``base``)
 
@@ -119,7 +119,8 @@ def _split_list(value: Any, name: str, cast=str) -> tuple:
 
 
 GRID_KEYS = ("methods", "tasks", "seeds", "ranks", "set", "steps", "model", "limit")
-DESCRIPTIVE_KEYS = ("report", "name", "description", "preset")  # read by reports, not the runner
+# read by reports (and ``devices`` by the CLI), not by the grid
+DESCRIPTIVE_KEYS = ("report", "name", "description", "preset", "devices")
 
 
 def make_grid(spec: dict[str, Any]) -> Grid:
@@ -309,6 +310,10 @@ def _make_cell(
 
     train: TrainConfig = default_train(grid.model, task.suite)
     evaluation: EvalConfig = default_eval(grid.model, task.suite)
+    if is_tiny(grid.model):  # the task's own tiny defaults (more updates, a larger scored set)
+        own = task.meta.get("tiny", {})
+        train = _replace(train, dict(own.get("train", {})), "train")
+        evaluation = _replace(evaluation, dict(own.get("eval", {})), "eval")
     if grid.limit is not None:
         evaluation = dataclasses.replace(evaluation, limit=int(grid.limit))
     overrides: dict[str, Any] = {**default_method_overrides(grid.model, method)}
@@ -353,7 +358,10 @@ def _make_cell(
 
 
 def sampling_steps(grid: Grid, cell: CellConfig) -> list[int]:
-    return list(grid.steps) if grid.steps else default_steps(cell.model, _suite_kind(cell))
+    """The grid's ``--steps``, else one step per generated token of the cell's OWN generation
+    length (an ``eval.gen_length`` override counts: the suite default would silently decode
+    several tokens per step)."""
+    return list(grid.steps) if grid.steps else [cell.eval.gen_length]
 
 
 _EVAL_ONLY_KEYS = tuple(f"eval.{name}" for name in EVAL_ONLY_FIELDS)
@@ -389,7 +397,3 @@ def sampling_variants(grid: Grid, cell: CellConfig) -> list[dict[str, str]]:
 def _flow_value(name: str, value: Any):
     """Sampler settings are text, the flow's step count an integer."""
     return int(value) if name == "l2d_steps" else _setting_text(value)
-
-
-def _suite_kind(cell: CellConfig) -> str:
-    return "synthetic" if cell.task.startswith("synth_") else cell.suite

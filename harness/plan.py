@@ -1,7 +1,9 @@
 """Cost of a cell before it runs (for ``bench run --dry-run``).
 
-For the tiny model, the time is token counts times per-token rates measured on the 2-core
-development machine (demo grid and the gsm8k/arc grid of the README); expect +-50%. For real
+For the tiny model, the time is token counts times per-token rates of ONE torch thread on the
+2-core development machine, measured per phase with ``benchmarks/bench_demo_phases.py`` on the
+demo grid (training, validation, sampling, the code sandbox per program); a grid run on several
+CPU workers divides the sum by their number (``grid_seconds``). Expect +-50%. For real
 models, tokens, GPU-hours on a device kind and peak memory come from :mod:`harness.costs`
 (FLOPs from the architecture over an assumed utilisation; the derivation is written there).
 """
@@ -14,11 +16,16 @@ from harness.cell import CellRequest
 from harness.config import is_tiny
 from harness.costs import CellCost, DeviceKind, estimate_real, fit_problem
 from harness.costs.estimate import gib
+from harness.errors import BenchError
 
-SYNTHETIC_TOKENS = 50  # typical prompt + answer length of the synthetic suites, in characters
-TRAIN_SECONDS_PER_TOKEN = 1.5e-4  # forward + backward + optimizer, batch of 16-32
-FORWARD_SECONDS_PER_TOKEN = 3e-5  # one sampling or likelihood forward, batched
-CELL_OVERHEAD_SECONDS = 3.0
+# One torch thread, process CPU seconds (benchmarks/bench_demo_phases.py, the demo grid, 2-core
+# development machine): math 8.2e-5, choice 8.8e-5, code 8.7e-5 s per training token, etc.
+TRAIN_SECONDS_PER_TOKEN = 8.5e-5  # forward + backward + optimizer, batch 32
+VALIDATION_SECONDS_PER_TOKEN = 3.3e-5  # one validation forward (every example x every bin)
+FORWARD_SECONDS_PER_TOKEN = 1e-5  # one sampling or likelihood forward, batch 64
+SANDBOX_SECONDS_PER_PROGRAM = 0.035  # one generated program run in tasks.sandbox
+CELL_OVERHEAD_SECONDS = 0.5  # loading the model and the data, writing the record
+WORKER_START_SECONDS = 3.5  # a fresh worker process: interpreter, torch and the harness
 
 
 @dataclass(frozen=True)
@@ -99,17 +106,60 @@ def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
         n = train.train_limit or 1000
         updates = max(1, round(train.epochs * n / (train.batch_size * train.grad_accum)))
     seen = updates * train.batch_size * train.grad_accum
-    synthetic = cell.task.startswith("synth_")
-    tokens = SYNTHETIC_TOKENS if synthetic else train.max_length
+    tokens, prompt = _lengths(cell.task, train.max_length)
     n_eval = (cell.eval.limit or 200) * len(cell.evaluated_tasks)
+    programs = 0
     if cell.eval.protocol == "loglik":
         forwards = n_eval * 4 * cell.eval.mc_num  # about four choices per example
         eval_tokens = forwards * tokens
     else:
-        sequence = tokens + cell.eval.gen_length
+        sequence = prompt + cell.eval.gen_length
         # every sampler variant counted at the plain cost: an upper bound for the fast ones
+        runs = len(request.steps) * len(request.variants())
         eval_tokens = n_eval * sum(request.steps) * len(request.variants()) * sequence
-    evaluation = eval_tokens * FORWARD_SECONDS_PER_TOKEN
-    training = seen * tokens * TRAIN_SECONDS_PER_TOKEN
-    seconds = CELL_OVERHEAD_SECONDS + training + evaluation
+        programs = runs * sum((cell.eval.limit or 200) for t in cell.evaluated_tasks if _is_code(t))
+    # validations: every val_every updates and at the end; the base model validates once
+    validations = -(-updates // train.val_every) if updates else 1
+    val_tokens = validations * train.noise_bins * train.val_examples * tokens
+    seconds = (
+        CELL_OVERHEAD_SECONDS
+        + seen * tokens * TRAIN_SECONDS_PER_TOKEN
+        + val_tokens * VALIDATION_SECONDS_PER_TOKEN
+        + eval_tokens * FORWARD_SECONDS_PER_TOKEN
+        + programs * SANDBOX_SECONDS_PER_PROGRAM
+    )
     return Cost(updates, seen, seconds, seen * tokens, eval_tokens)
+
+
+def grid_seconds(cell_seconds: float, workers: int) -> float:
+    """Wall seconds of a tiny grid whose cells take ``cell_seconds`` in all (one thread each),
+    spread over ``workers`` processes (each pays its start-up once)."""
+    if workers <= 1:
+        return cell_seconds
+    return cell_seconds / workers + WORKER_START_SECONDS
+
+
+def _is_code(task: str) -> bool:
+    from tasks.registry import get_task
+
+    try:
+        return get_task(task).kind == "code"
+    except BenchError:  # a suite training set's name, not a task: no programs
+        return False
+
+
+def _lengths(task: str, max_length: int) -> tuple[int, int]:
+    """(prompt + answer, prompt) tokens of a typical example: measured on a few generated
+    examples for a synthetic task, else ``max_length`` (an upper bound)."""
+    from tasks.registry import get_task
+
+    try:
+        spec = get_task(task)
+    except BenchError:  # a suite training set's name: the upper bound
+        spec = None
+    if spec is None or spec.make_split is None:
+        return max_length, max_length
+    examples = spec.make_split("train", 32, 0)
+    prompt = sum(len(e.prompt) + 1 for e in examples) // len(examples)  # + BOS
+    answer = sum(len(e.target) + 1 for e in examples) // len(examples)  # + EOS
+    return prompt + answer, prompt

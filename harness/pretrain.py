@@ -90,6 +90,20 @@ def ensure_tiny_base(config: PretrainConfig = PretrainConfig(), show_progress: b
     return folder
 
 
+def ensure_base_for_run(model: str) -> None:
+    """Before a run starts its workers: the tiny base exists, pretrained (once, cached) in THIS
+    process on every core. A worker of ``--devices cpu-cores`` runs one torch thread and would
+    pretrain at about half the speed; a folder or a real model needs nothing here."""
+    if model != "tiny":
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        ensure_tiny_base()
+    finally:
+        torch.set_num_threads(threads)
+
+
 TINY_TEMPLATE = "plain"  # the tiny model's prompt format in pretraining, fine-tuning and evaluation
 
 

@@ -12,6 +12,7 @@ A grid file (read by the runner for ``bench run --preset NAME`` and by the repor
     real: {tasks: [commonsense, math]} # optional: replaces these keys when --model is a real model
     description: ...                   # optional
     report: {section: title, focus_axis: name, reference: value, note: text, check: aa}
+    devices: cpu-cores                 # optional: where cells run when --devices is not given
 
 Every shipped preset is written for the tiny model (synthetic suites, small budgets) and has a
 ``real`` section with the release's version (the paper's suites and test sets); with
@@ -51,6 +52,7 @@ GRID_KEYS = {
     "executor",
     "ray_address",
     "workers",
+    "devices",
 }
 REAL_KEYS = {"methods", "tasks", "seeds", "ranks", "steps", "set", "limit", "description"}
 REPORT_KEYS = {"section", "focus_axis", "reference", "note", "check"}
@@ -116,6 +118,8 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
     workers = grid.get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers <= 0:
         raise BenchError(f"{where}: 'workers' must be a positive integer, got {workers!r}")
+    if "devices" in grid and not isinstance(grid["devices"], str):
+        raise BenchError(f"{where}: 'devices' must be a string such as cpu-cores or cuda:0,cuda:1")
     report = grid.get("report") or {}
     if not isinstance(report, dict):
         raise BenchError(f"{where}: 'report' must be a mapping")

@@ -13,7 +13,7 @@ from functools import partial
 
 from tasks.base import Example, TaskSpec
 from tasks.synthetic import all_families, make_split
-from tasks.unseen import UNSEEN_TASKS
+from tasks.unseen import TEST_SIZES, TINY_DEFAULTS, UNSEEN_TASKS
 
 
 def synth_code_program(example: Example, completion: str) -> str:
@@ -27,9 +27,12 @@ def _make(name: str, split: str, n: int, seed: int) -> list[Example]:
 
 
 _KIND = {"math": "number", "commonsense": "word", "code": "code"}
-# The unseen families have larger test splits, so that a demo can reach a small MDE (the choice
-# family holds about 500 distinct test prompts).
-_SIZES = {name: {"sizes": {"test": 400}} for name in UNSEEN_TASKS}
+# The unseen families have larger test splits, so that a demo can reach a small MDE, and their
+# own tiny defaults (meta "tiny": train / eval settings the grid applies before any --set).
+_META = {
+    name: {"sizes": {"test": TEST_SIZES[name]}, "tiny": TINY_DEFAULTS.get(name, {})}
+    for name in UNSEEN_TASKS
+}
 
 TASKS: tuple[TaskSpec, ...] = tuple(
     TaskSpec(
@@ -43,7 +46,10 @@ TASKS: tuple[TaskSpec, ...] = tuple(
         code_mode="body",
         make_split=partial(_make, family.name),
         description=family.description,
-        meta={"sub_suite": family.suite, **_SIZES.get(family.name, {})},
+        meta={
+            "sub_suite": family.suite,
+            **_META.get(family.name, {}),
+        },
     )
     for family in all_families().values()
 )

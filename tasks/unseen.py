@@ -8,9 +8,23 @@ run has something to learn:
 
 - ``synth_math_unseen``: "one more than the largest" / "one less than the smallest" of a few
   digits (a numeric answer; the base knows largest/smallest but not the offset);
-- ``synth_choice_unseen``: pick the only even (or the only odd) digit of four (4-way choice);
+- ``synth_choice_vowel``: pick the only vowel among four letters (4-way choice; the demo's);
+- ``synth_choice_unseen``: pick the only even (or the only odd) digit of four (4-way choice), a
+  harder variant: the demo budget does not teach it (about +12 points over the base);
 - ``synth_code_unseen``: one-line Python from I/O examples with operations absent from the mix
   (``x[-1]``, ``len(x)``, ``x[1]``), scored by hidden asserts in the sandbox.
+
+Why the choice families score BELOW chance before training: they are scored by generation (the
+tiny model's default protocol for every synthetic task), and the base, asked a question it never
+saw, writes a plausible character that is often not one of the four options (on parity, 111 of
+200 answers are no option at all; on the vowel family 265 of 300, half of them a digit, a third
+the letter "m"). Chance (25%) is the floor only under log-likelihood scoring of the options (parity: 20%
+there). So the learnable part is twofold: answer with one of the listed options, and find the one
+the rule picks. Parity needs a feature of digits the base never used; the demo budget does not
+teach it. Vowel-ness is a fixed set of five letters; on the cached base LoRA learns it when it
+gets the steps (``TINY_DEFAULTS``: the family's own training budget for the tiny model), about
+83% after 300 updates. A base pretrained with another seed learned only to answer SOME vowel
+(21%): the headroom depends on the base (README, "What to expect from the tiny model").
 
 They are NOT in ``SYNTHETIC_TASKS`` and ``pretraining_examples`` never draws them (a test checks
 it), so adding them leaves the cached tiny base valid.
@@ -56,6 +70,43 @@ def _choice_unseen_item(rng: random.Random) -> dict:
     }
 
 
+VOWELS = "aeiou"
+CONSONANTS = "bcdfghjklmnpqrstvwxyz"
+
+
+def _choice_vowel_item(rng: random.Random) -> dict:
+    """Four distinct letters, exactly one a vowel; that one is the answer. The pretraining mix
+    never asks about vowels (its letter lists are three equal letters and one other)."""
+    letters = [rng.choice(VOWELS), *rng.sample(CONSONANTS, 3)]
+    rng.shuffle(letters)
+    label = next(i for i, c in enumerate(letters) if c in VOWELS)
+    return {
+        "prompt": f"Vowel? {' '.join(letters)}",
+        "answer": letters[label],
+        "choices": tuple(letters),
+        "label": label,
+        "meta": {"op": "vowel"},
+    }
+
+
+# Each family's own defaults for the tiny model (applied by the grid before any --set or
+# --limit). The vowel family trains 300 updates instead of the synthetic default 80 (a choice
+# update is cheap, a 20-token row; 80 leave it near 20%, 300 reach about 80%). The scored sets
+# are sized for a paired MDE <= 5 points with 2 seeds at the discordance the demo's methods show
+# (about 0.3 on math and choice, 0.15 on code, whose scoring in the sandbox is the dear part).
+TINY_DEFAULTS: dict[str, dict[str, dict]] = {
+    "synth_math_unseen": {"eval": {"limit": 500}},
+    "synth_choice_vowel": {"train": {"steps": 300, "val_every": 100}, "eval": {"limit": 500}},
+    "synth_code_unseen": {"eval": {"limit": 300}},
+}
+TEST_SIZES = {
+    "synth_math_unseen": 500,
+    "synth_choice_vowel": 500,
+    "synth_choice_unseen": 400,  # about 500 distinct test prompts exist
+    "synth_code_unseen": 400,
+}
+
+
 UNSEEN_CODE_OPS: dict[str, Callable[[list[int]], object]] = {
     "x[-1]": lambda x: x[-1],
     "len(x)": len,
@@ -90,6 +141,12 @@ UNSEEN_TASKS: dict[str, SyntheticFamily] = {
             "synth_math_unseen", "math", "largest + 1 / smallest - 1 (unseen)", _math_unseen_item
         ),
         SyntheticFamily(
+            "synth_choice_vowel",
+            "commonsense",
+            "the only vowel of four letters (unseen)",
+            _choice_vowel_item,
+        ),
+        SyntheticFamily(
             "synth_choice_unseen",
             "commonsense",
             "the only even/odd digit (unseen)",
@@ -101,4 +158,9 @@ UNSEEN_TASKS: dict[str, SyntheticFamily] = {
     )
 }
 
-CHANCE = {"synth_math_unseen": 0.10, "synth_choice_unseen": 0.25, "synth_code_unseen": 1 / 3}
+CHANCE = {
+    "synth_math_unseen": 0.10,
+    "synth_choice_vowel": 0.25,
+    "synth_choice_unseen": 0.25,
+    "synth_code_unseen": 1 / 3,
+}

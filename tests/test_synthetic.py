@@ -49,9 +49,21 @@ def test_unseen_families_are_absent_from_the_pretraining_mix():
         unseen = make_split(name, "train", 500, seed=0) + make_split(name, "test", 200, seed=0)
         assert not mix_prompts & {ex.prompt for ex in unseen}, name
     text = "\n".join(mix_prompts) + "\n".join(ex.target for ex in mix)
-    for marker in ("One more than", "One less than", "Only even", "Only odd", "len(x)", "x[-1]"):
+    markers = (
+        "One more than",
+        "One less than",
+        "Only even",
+        "Only odd",
+        "Vowel",
+        "len(x)",
+        "x[-1]",
+    )
+    for marker in markers:
         assert marker not in text, marker
     assert "x[1]" not in {ex.target.strip() for ex in mix}
+    # the vowel family's shape: four distinct letters; the mix's letter lists repeat one letter
+    letter_lists = [ex.choices for ex in mix if ex.choices and ex.choices[0].isalpha()]
+    assert letter_lists and all(len(set(c)) < 4 for c in letter_lists)
 
 
 def test_unseen_answers_follow_their_rule():
@@ -63,3 +75,7 @@ def test_unseen_answers_follow_their_rule():
         parity = 0 if ex.prompt.startswith("Only even") else 1
         assert [int(c) % 2 == parity for c in ex.choices].count(True) == 1
         assert int(ex.choices[ex.label]) % 2 == parity and ex.answer == ex.choices[ex.label]
+    for ex in make_split("synth_choice_vowel", "test", 100, seed=0):
+        assert ex.prompt == "Vowel? " + " ".join(ex.choices) and len(set(ex.choices)) == 4
+        assert [c in "aeiou" for c in ex.choices].count(True) == 1
+        assert ex.choices[ex.label] in "aeiou" and ex.answer == ex.choices[ex.label]

@@ -76,6 +76,8 @@ CASES = [
     ("synth_math_unseen", "10", "10", 10.0, True),
     ("synth_math_unseen", "0", "9", 9.0, False),
     ("synth_choice_unseen", "8", "8", "8", True),
+    ("synth_choice_vowel", "o", "o", "o", True),
+    ("synth_choice_vowel", "o", "i", "i", False),
 ]
 
 

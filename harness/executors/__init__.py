@@ -18,6 +18,24 @@ from collections.abc import Callable
 from harness.errors import BenchError
 
 EXECUTOR_NAMES = ("local", "ray")
+CPU_CORES = "cpu-cores"
+
+
+def resolve_devices(devices: str | None) -> str | None:
+    """``cpu-cores``: a visible GPU if there is one (auto), else one CPU worker per core, each with
+    one torch thread (the local backend splits the cores among its CPU workers). For the tiny
+    model that is the fast way to use a CPU: its matrices are too small for a second thread to
+    pay, so two cells side by side beat one cell on two threads."""
+    if devices != CPU_CORES:
+        return devices
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    if torch.cuda.device_count() or cores < 2:
+        return "auto"
+    return ",".join(["cpu"] * cores)
 
 
 def _local(devices: str | None = None, **_):
@@ -26,6 +44,7 @@ def _local(devices: str | None = None, **_):
     from harness.executors.inprocess import InProcessExecutor
     from harness.executors.local import LocalProcessExecutor
 
+    devices = resolve_devices(devices)
     if devices in (None, "auto"):
         n = torch.cuda.device_count()
         if n > 1:
@@ -33,7 +52,7 @@ def _local(devices: str | None = None, **_):
         return InProcessExecutor("cuda" if n == 1 else "cpu")
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if not names:
-        raise BenchError("--devices is empty; valid: auto, cpu, cuda:N[,cuda:M...]")
+        raise BenchError("--devices is empty; valid: auto, cpu, cpu-cores, cuda:N[,cuda:M...]")
     from harness.models.loader import resolve_device
 
     for name in names:

@@ -66,6 +66,14 @@ class ProcessWorker:
         self.conn.send(job)
 
 
+def worker_threads(devices: list[str], device: str) -> int:
+    """Torch threads of a worker: CPU workers split the cores evenly (never oversubscribe); a GPU
+    worker keeps half of them for its data work."""
+    cpus = os.cpu_count() or 1
+    n_cpu = sum(d.startswith("cpu") for d in devices) or 1
+    return max(1, cpus // n_cpu) if device.startswith("cpu") else max(1, cpus // 2)
+
+
 class LocalBackend:
     def __init__(self, devices: list[str]) -> None:
         self.devices = devices
@@ -76,9 +84,7 @@ class LocalBackend:
     def _spawn(self, device: str) -> ProcessWorker:
         name = f"w{self.started}"
         self.started += 1
-        cpus = os.cpu_count() or 1
-        n_cpu = sum(d.startswith("cpu") for d in self.devices) or 1
-        threads = max(1, cpus // n_cpu) if device.startswith("cpu") else max(1, cpus // 2)
+        threads = worker_threads(self.devices, device)
         ours, theirs = self.ctx.Pipe()
         process = self.ctx.Process(
             target=_worker_main, args=(theirs, name, device, threads), name=f"bench-{name}"
