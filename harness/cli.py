@@ -269,9 +269,11 @@ def run(
     # --devices, else the preset's for the tiny model (the demo: cpu-cores, a worker per core)
     from harness.config import is_tiny
 
-    preset_devices = spec.get("devices") if is_tiny(grid.model) else None
+    executor_name = executor or placed["executor"] or "local"
+    local_tiny = is_tiny(grid.model) and executor_name == "local"
+    preset_devices = spec.get("devices") if local_tiny else None
     executor = choose_executor(  # validates the options even for a dry run
-        executor or placed["executor"] or "local",
+        executor_name,
         devices=devices or preset_devices,
         ray_address=ray_address or placed["ray_address"],
         workers=workers if workers is not None else placed["workers"],
