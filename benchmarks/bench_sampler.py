@@ -218,6 +218,8 @@ def main() -> None:
     parser.add_argument("--tasks", default=f"{SYNTHETIC},{UNSEEN}")
     parser.add_argument("--limit", type=int, default=None, help="default: the cell's own")
     parser.add_argument("--refreshes", default=",".join(REFRESHES))
+    parser.add_argument("--refresh-methods", default="nara", help="methods that try --refreshes")
+    parser.add_argument("--settings", default="", help="';'-list of setting names to run")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
@@ -240,9 +242,12 @@ def main() -> None:
         lengths = [tuple(int(v) for v in pair.split("/")) for pair in args.lengths.split(",")]
         for method in methods:
             settings = dict(ACCURACY_SETTINGS)
-            if method == "nara":
+            if method in args.refresh_methods.split(","):
                 for r in filter(None, args.refreshes.split(",")):
                     settings[f"dual+threshold:0.9, refresh {r}"] = {**FASTEST, "cache_refresh": r}
+            if args.settings:
+                keep = {"plain", *args.settings.split(";")}
+                settings = {k: v for k, v in settings.items() if k in keep}
             for cell in cells_of(args.run, method, args.tasks.split(",")):
                 for gen, block in lengths:
                     summary += accuracy(cell, args, gen, block, settings)
