@@ -2,16 +2,26 @@
 
 Run by hand (tiny base at $BENCH_CACHE, adapters from a finished bench run):
 
-    .venv/bin/python benchmarks/bench_sampler.py --run runs/NAME [--threads 1] [--repeats 3]
-        [--gen-length 256] [--block 32] [--batches 1,16] [--limit 100] [--skip-accuracy]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_sampler.py --run runs/NAME [--threads 1]
+        [--device cpu|cuda] [--dtype auto|bf16] [--gen-length 256] [--block 32] [--batches 1,16] [--repeats 3]
+        [--methods lora,nara] [--lengths 16/4,32/32] [--tasks ...] [--limit N]
+        [--skip-speed] [--skip-accuracy]
 
-Speed: for the LoRA and NaRA adapters of the run (first seed, first task) and every batch size,
-the settings plain, prefix, dual, threshold, dual+threshold are timed interleaved in each repeat
-(median reported) on fixed prompts, without stopping at EOS, so every setting decodes the same
-number of tokens. Accuracy: every synthetic-suite cell of those methods, plain vs dual+threshold,
-with the paired bootstrap interval; for NaRA also dual+threshold with step-level refreshes, to find
-the refresh bound that brings its staleness cost within 1 point. The load average is printed with
-the numbers because this machine is shared.
+Speed: for the first LoRA and NaRA cell of the run and every batch size, the settings plain,
+prefix, dual, threshold:0.9 and dual+threshold:0.9 are timed interleaved in each repeat (median
+reported) on fixed prompts, without stopping at EOS, so every setting decodes the same number of
+tokens. Each line gives tokens/s (wall), the speed-up over plain by wall time and by this
+process's CPU time (the steadier one on a shared machine), and forwards per token; the load
+average is printed before and after each batch size.
+
+Accuracy: every cell of those methods on ``--tasks``, at each ``gen/block`` of ``--lengths`` (one
+step per token), under the sampler settings below, each with its paired difference to plain and
+the 95% bootstrap interval, and the share of outputs identical to plain. ``dual, refreshed every
+step`` must give 100% identical outputs: a check that the cache itself is exact. NaRA also runs
+dual+threshold with step-level refreshes, to find the bound that brings it within 1 point.
+
+On a GPU (``--device cuda``) the sampler runs under bf16 autocast, as the harness evaluates;
+``benchmarks/gpu_sampling.sh`` runs the device checks as one script.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import torch
 
 from harness.config import EvalConfig
 from harness.sampling import SamplerConfig, SamplingStats, generate
+from harness.train import autocast_for
 
 SPEED_SETTINGS = {
     "plain": {},
@@ -35,17 +46,35 @@ SPEED_SETTINGS = {
     "dual+threshold:0.9": {"cache": "dual", "parallel": "threshold:0.9"},
 }
 FASTEST = {"cache": "dual", "parallel": "threshold:0.9"}
+ACCURACY_SETTINGS = {
+    **SPEED_SETTINGS,
+    "dual, refreshed every step": {"cache": "dual", "cache_refresh": "step-level-change:0.0001"},
+}
 REFRESHES = ("step-level-change:0.25", "step-level-change:0.1", "step-level-change:0.05")
+SYNTHETIC = "synth_math,synth_choice,synth_code"
+UNSEEN = "synth_math_unseen,synth_choice_unseen,synth_code_unseen"
 
 
-def load(cell_dir: Path):
-    from harness.lmeval import load_adapted
+def load(cell_dir: Path, device: str):
+    """The cell's base model with its adapter (no lm-eval import: the GPU image lacks it)."""
+    from harness.adapter_paths import resolve_adapter
+    from harness.models.loader import load_model
+    from methods.registry import load_adapter
+    from results.store import RECORD_NAME, read_record
 
-    dlm, _, _ = load_adapted(None, cell_dir, "cpu")
-    return dlm
+    dlm = load_model(str(read_record(cell_dir / RECORD_NAME).config["model"]), device)
+    load_adapter(dlm, resolve_adapter(cell_dir)[0])
+    return dlm.eval()
 
 
-def cells_of(run: Path, method: str) -> list[Path]:
+def precision(dlm, dtype: str):
+    """bf16 autocast on CUDA (as the harness evaluates); ``--dtype bf16`` tries it on the CPU."""
+    if dlm.device.type == "cpu" and dtype == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return autocast_for(dlm.device)
+
+
+def cells_of(run: Path, method: str, tasks: list[str] | None = None) -> list[Path]:
     from results.store import RECORD_NAME, read_record
 
     out = []
@@ -53,9 +82,28 @@ def cells_of(run: Path, method: str) -> list[Path]:
         path = cell / RECORD_NAME
         if path.is_file():
             record = read_record(path)
-            if record.status == "done" and record.method == method:
+            if record.status != "done" or record.method != method:
+                continue
+            if tasks is None or record.config["task"] in tasks:
                 out.append(cell)
+    if tasks is not None:  # in the order asked
+        out.sort(key=lambda c: tasks.index(read_record(c / RECORD_NAME).config["task"]))
     return out
+
+
+def _load_line() -> str:
+    return "load " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def timed(dlm, prompts, config: SamplerConfig, dtype: str) -> tuple[SamplingStats, float]:
+    """The sampler's stats and this process's CPU seconds for one call."""
+    stats = SamplingStats()
+    cpu = time.process_time()
+    with precision(dlm, dtype):
+        generate(dlm, prompts, config, stats=stats)
+    if dlm.device.type == "cuda":
+        torch.cuda.synchronize()
+    return stats, time.process_time() - cpu
 
 
 def speed(dlm, args, label: str) -> None:
@@ -67,29 +115,31 @@ def speed(dlm, args, label: str) -> None:
         )
         for name, extra in SPEED_SETTINGS.items()
     }
-    generate(dlm, prompts[:2], SamplerConfig(64, 64, 32, stop_at_eos=False))  # warm-up
-    times = {(b, n): [] for b in sizes for n in configs}
-    fpt = {}
-    for _ in range(args.repeats):
-        for b in sizes:
-            for name, config in configs.items():
-                stats = SamplingStats()
-                generate(dlm, prompts[:b], config, stats=stats)
-                times[(b, name)].append(stats.time_s)
-                fpt[(b, name)] = stats.forwards_per_token
+    timed(dlm, prompts[:2], SamplerConfig(64, 64, 32, stop_at_eos=False), args.dtype)  # warm-up
     for b in sizes:
-        base = statistics.median(times[(b, "plain")])
-        print(f"  {label} batch {b}:")
+        print(f"  {label} batch {b} ({_load_line()}):", flush=True)
+        wall = {n: [] for n in configs}
+        cpu = {n: [] for n in configs}
+        fpt = {}
+        for _ in range(args.repeats):
+            for name, config in configs.items():
+                stats, seconds = timed(dlm, prompts[:b], config, args.dtype)
+                wall[name].append(stats.time_s)
+                cpu[name].append(seconds)
+                fpt[name] = stats.forwards_per_token
+        base_wall, base_cpu = statistics.median(wall["plain"]), statistics.median(cpu["plain"])
         for name in configs:
-            med = statistics.median(times[(b, name)])
-            tps = b * args.gen_length / med
+            w, c = statistics.median(wall[name]), statistics.median(cpu[name])
             print(
-                f"    {name:20s} {tps:9.1f} tokens/s  {base / med:5.2f}x plain  "
-                f"{fpt[(b, name)]:.3f} forwards/token"
+                f"    {name:20s} {b * args.gen_length / w:9.1f} tokens/s  "
+                f"{base_wall / w:5.2f}x plain (wall)  {base_cpu / c:5.2f}x plain (cpu)  "
+                f"{fpt[name]:.3f} forwards/token",
+                flush=True,
             )
+        print(f"    ({_load_line()})", flush=True)
 
 
-def accuracy(cell_dir: Path, args, settings: dict[str, dict]) -> None:
+def accuracy(cell_dir: Path, args, gen: int, block: int, settings: dict[str, dict]) -> list:
     import pandas as pd
 
     from harness.evaluation import evaluate
@@ -99,83 +149,110 @@ def accuracy(cell_dir: Path, args, settings: dict[str, dict]) -> None:
     from tasks.sources import load_task_data
 
     record = read_record(cell_dir / RECORD_NAME)
+    limit = args.limit or record.config["eval"]["limit"]
     spec = get_task(record.config["task"])
-    data = load_task_data(spec, seed=record.seed, limit=args.limit)
-    dlm = load(cell_dir)
-    base = EvalConfig(
-        **{
-            **record.config["eval"],
-            "gen_length": args.gen_length,
-            "block_length": args.block,
-            "batch_size": 64,
-            "limit": args.limit,
-        }
-    )
-    frames, summary = {}, {}
+    data = load_task_data(spec, seed=record.seed, limit=limit)
+    dlm = load(cell_dir, args.device)
+    fields = {**record.config["eval"], "gen_length": gen, "block_length": block, "limit": limit}
+    results = {}
     for name, extra in settings.items():
-        outcome = evaluate(
-            dlm,
-            spec,
-            data.test.examples,
-            EvalConfig(**{**base.__dict__, **extra}),
-            args.gen_length,
-            record.seed,
-        )
+        config = EvalConfig(**{**fields, "batch_size": 64, **extra})
+        outcome = evaluate(dlm, spec, data.test.examples, config, gen, record.seed)
         rows = outcome.score.per_example
-        frames[name] = pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "id": [str(r["id"]) for r in rows],
                 "seed": 0,
                 "correct": [float(r["correct"]) for r in rows],
             }
         )
-        summary[name] = (outcome.score.value, outcome.sampling)
-    plain_acc = summary["plain"][0]
-    for name, (value, stats) in summary.items():
-        line = f"    {record.method:5s} {spec.name:13s} {name:42s} acc {value * 100:5.1f}  {stats.tokens_per_s:8.1f} tokens/s  {stats.forwards_per_token:.3f} fwd/token"
+        results[name] = (
+            outcome.score.value,
+            outcome.sampling,
+            frame,
+            [r["prediction"] for r in rows],
+        )
+    plain_value, _, plain_frame, plain_out = results["plain"]
+    summary = []
+    for name, (value, stats, frame, out) in results.items():
+        same = sum(a == b for a, b in zip(out, plain_out, strict=True)) / len(out)
+        line = (
+            f"    {record.method:5s} {spec.name:20s} gen {gen:3d} block {block:2d} {name:42s} "
+            f"acc {value * 100:5.1f}  same as plain {same * 100:5.1f}%  "
+            f"{stats.forwards_per_token:.3f} fwd/token  refreshes {stats.refreshes}"
+        )
+        ci = None
         if name != "plain":
-            ci = paired_bootstrap(frames[name], frames["plain"])
+            ci = paired_bootstrap(frame, plain_frame)
             line += f"  diff {ci.mean * 100:+.1f} [{ci.lo * 100:+.1f}, {ci.hi * 100:+.1f}]"
         print(line, flush=True)
-    del plain_acc
+        summary.append((record.method, spec.name, gen, block, name, plain_value, value, ci, same))
+    return summary
+
+
+def print_table(summary: list) -> None:
+    """The deliverable: plain vs each setting with its paired interval, one row per cell."""
+    print("\n| method | task | gen/block | setting | plain | setting acc | diff [95% CI] |")
+    print("|---|---|---|---|---|---|---|")
+    for method, task, gen, block, name, plain, value, ci, _ in summary:
+        if ci is None:
+            continue
+        print(
+            f"| {method} | {task} | {gen}/{block} | {name} | {plain * 100:.1f} | "
+            f"{value * 100:.1f} | {ci.mean * 100:+.1f} [{ci.lo * 100:+.1f}, {ci.hi * 100:+.1f}] |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16"])
     parser.add_argument("--gen-length", type=int, default=256)
     parser.add_argument("--block", type=int, default=32)
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--methods", default="lora,nara")
+    parser.add_argument("--lengths", default="16/4,32/32", help="gen/block pairs for accuracy")
+    parser.add_argument("--tasks", default=f"{SYNTHETIC},{UNSEEN}")
+    parser.add_argument("--limit", type=int, default=None, help="default: the cell's own")
+    parser.add_argument("--refreshes", default=",".join(REFRESHES))
+    parser.add_argument("--refresh-methods", default="nara", help="methods that try --refreshes")
+    parser.add_argument("--settings", default="", help="';'-list of setting names to run")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"threads={args.threads} gen={args.gen_length} block={args.block} load={os.getloadavg()}")
+    print(
+        f"threads={args.threads} device={args.device} dtype={args.dtype} gen={args.gen_length} "
+        f"block={args.block} "
+        f"{_load_line()}"
+    )
     methods = args.methods.split(",")
     if not args.skip_speed:
         for method in methods:
             cells = cells_of(args.run, method)
             if cells:
                 t0 = time.perf_counter()
-                speed(load(cells[0]), args, method)
-                print(f"  ({time.perf_counter() - t0:.0f} s, load {os.getloadavg()})", flush=True)
+                speed(load(cells[0], args.device), args, f"{method} ({cells[0].name})")
+                print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     if not args.skip_accuracy:
+        summary = []
+        lengths = [tuple(int(v) for v in pair.split("/")) for pair in args.lengths.split(",")]
         for method in methods:
-            settings = {"plain": {}, "dual+threshold:0.9": FASTEST}
-            if method == "nara":
-                settings.update(
-                    {
-                        f"dual+threshold:0.9+refresh={r}": {**FASTEST, "cache_refresh": r}
-                        for r in REFRESHES
-                    }
-                )
-            for cell in cells_of(args.run, method):
-                accuracy(cell, args, settings)
-        print(f"load {os.getloadavg()}")
+            settings = dict(ACCURACY_SETTINGS)
+            if method in args.refresh_methods.split(","):
+                for r in filter(None, args.refreshes.split(",")):
+                    settings[f"dual+threshold:0.9, refresh {r}"] = {**FASTEST, "cache_refresh": r}
+            if args.settings:
+                keep = {"plain", *args.settings.split(";")}
+                settings = {k: v for k, v in settings.items() if k in keep}
+            for cell in cells_of(args.run, method, args.tasks.split(",")):
+                for gen, block in lengths:
+                    summary += accuracy(cell, args, gen, block, settings)
+        print_table(summary)
+        print(_load_line())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Request types:
   longer than ``max_length`` are scored in windows, each later window keeping as much preceding
   text as context as fits, so each token is scored exactly once.
 - ``generate_until``: the batched sampler (:func:`harness.sampler.generate`), requests grouped
-  by identical generation kwargs. ``gen_length``, ``steps``, ``block_length``, ``temperature``,
+  by task and identical generation kwargs (a batch never mixes tasks, so each task's sampler
+  stats are its own). ``gen_length``, ``steps``, ``block_length``, ``temperature``,
   ``noise_level`` (response | sequence, what NaRA is fed while sampling; see
   ``eval.noise_level``) and ``remasking``, ``cfg_scale``, ``schedule`` are model arguments;
   ``block_length`` defaults to bench's own evaluation's block length for the task's suite
@@ -235,8 +236,8 @@ class BenchDLLM(LM):
         self.max_length = args["max_length"] or _model_max_length(dlm)
         self.args = args
         self.steps_used: dict[str, set[int]] = {}  # task name -> sampling steps used
-        # task name -> what the sampler did for its generate_until requests (a group of tasks
-        # sharing generation settings is sampled together: each gets the group's stats)
+        # task name -> what the sampler did for that task's generate_until requests (each task
+        # is sampled in batches of its own, so its forwards, tokens and time are its own)
         self.sampling: dict[str, SamplingStats] = {}
         self.blocks_used: dict[str, set[int]] = {}  # task name -> block lengths used
         self._ll_cache: dict[tuple, float] = {}
@@ -333,26 +334,25 @@ class BenchDLLM(LM):
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
             kwargs = request.args[1] if len(request.args) > 1 else {}
-            key = [kwargs, self.block_length_for(request.task_name)]
+            name = request.task_name or "?"
+            # one group per task and generation settings: a batch never mixes tasks, so each
+            # task's sampling stats count only its own forwards
+            key = [name, kwargs, self.block_length_for(request.task_name)]
             groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(i)
         tok = self.dlm.tokenizer
         for key, indices in groups.items():
-            kwargs, block = json.loads(key)
+            name, kwargs, block = json.loads(key)
             config = self._sampler_for(kwargs, block)
             until = _stop_strings(kwargs.get("until"))
-            for i in indices:
-                name = requests[i].task_name or "?"
-                self.steps_used.setdefault(name, set()).add(config.steps)
-                self.blocks_used.setdefault(name, set()).add(config.block_length)
+            self.steps_used.setdefault(name, set()).add(config.steps)
+            self.blocks_used.setdefault(name, set()).add(config.block_length)
             room = max(1, self.max_length - config.gen_length)
             prompts = {
                 i: keep_tail(tok.encode_prompt(requests[i].args[0]), room, tok.bos_prefix)
                 for i in indices
             }
             order = sorted(indices, key=lambda i: len(prompts[i]))  # similar lengths pad less
-            stats = SamplingStats()
-            for i in indices:
-                self.sampling[requests[i].task_name or "?"] = stats
+            stats = self.sampling.setdefault(name, SamplingStats())
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 generator = torch.Generator().manual_seed(self.seed + start)

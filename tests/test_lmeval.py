@@ -259,6 +259,29 @@ def test_generation_honours_stop_sequences_and_max_gen_toks(setup):
     assert cut_at_stop("ab.cd\nef", ["\n", "."]) == "ab"
 
 
+def test_sampler_stats_are_per_task_even_with_the_same_generation_settings(setup):
+    """Two tasks with identical generation kwargs: each one's stats are those of running it
+    alone (its own forwards and tokens), and neither's outputs change by running together."""
+    args = {**LM_ARGS, "parallel": "threshold:0.5"}
+    kwargs = {"until": [], "max_gen_toks": 8}
+    a = [_request("generate_until", (f"Q: {i}+1\nA:", kwargs), "task_a") for i in range(2)]
+    b = [_request("generate_until", (f"Q: {i}*3\nA:", kwargs), "task_b") for i in range(3)]
+    together = BenchDLLM(adapter=str(setup["cell"]), device="cpu", **args)
+    outputs = together.generate_until(a + b)
+    for requests, own in ((a, outputs[: len(a)]), (b, outputs[len(a) :])):
+        alone = BenchDLLM(adapter=str(setup["cell"]), device="cpu", **args)
+        assert alone.generate_until(requests) == own
+        name = requests[0].task_name
+        mine, theirs = together.sampling[name], alone.sampling[name]
+        assert (mine.forwards, mine.row_forwards, mine.tokens) == (
+            theirs.forwards,
+            theirs.row_forwards,
+            theirs.tokens,
+        )
+        assert mine.row_forwards > 0
+    assert together.sampling["task_a"] is not together.sampling["task_b"]
+
+
 def test_loglikelihood_rolling_covers_every_token_once(setup):
     windows = rolling_windows(list(range(10)), 4)
     assert [t for _, t in windows] == [[0, 1, 2, 3], [4, 5], [6, 7], [8, 9]]

@@ -73,6 +73,43 @@ def test_llada_with_query_and_key_norms_caches_its_keys_before_the_norm(tmp_path
     _assert_cached_window_exact(dlm, "dual")
 
 
+def test_llada_dual_window_keeps_each_key_in_its_bias_column(released_folder):
+    """The dual window hands LLaDA its keys in another order; a bias that depends on both the
+    query and the key position (here a random one passed to the model, since LLaDA's own padding
+    bias depends on the key alone and ALiBi is refused) must follow them."""
+    import functools
+
+    dlm = _load(released_folder, "llada", "lora")
+    backend = CACHE_BACKENDS["llada"]
+    x, attention, prompt_len = _frozen_context(dlm)
+    bias = torch.randn(1, 1, *x.shape[1:] * 2, generator=torch.Generator().manual_seed(5))
+    dlm.backbone.forward = functools.partial(dlm.backbone.forward, attention_bias=bias)
+    level, start = torch.tensor([0.6, 0.7, 0.8]), prompt_len + 4
+    with torch.no_grad():
+        full = dlm(x, level, attention)
+        _, cache = backend.record(dlm, x, level, attention)
+        read = backend.read(dlm, x[:, start : start + 4], start, level, attention, cache)
+    torch.testing.assert_close(read, full[:, start : start + 4], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["dream", "dream-hub"])
+@pytest.mark.parametrize("window", ["prefix", "dual"])
+def test_dream_eager_attention_under_the_cache_equals_its_uncached_forward(
+    kind, window, released_folder
+):
+    """Dream's eager ``DreamAttention`` (what its SDPA class falls back to, and what a build with
+    ``attn_implementation="eager"`` would use) takes the same injected cache and window mask.
+    The released decoder layer always builds ``DreamSdpaAttention``, so each module is switched
+    to its eager parent class here."""
+    dlm = _load(released_folder, kind, "nara")
+    modules = CACHE_BACKENDS["dream"].attentions(dlm)
+    eager = type(modules[0]).__mro__[1]
+    assert eager.__name__ == "DreamAttention" and type(modules[0]).__name__ != eager.__name__
+    for module in modules:
+        module.__class__ = eager
+    _assert_cached_window_exact(dlm, window)
+
+
 def _assert_cached_window_exact(dlm, window: str) -> None:
     backend = CACHE_BACKENDS[dlm.info.family]
     x, attention, prompt_len = _frozen_context(dlm)
@@ -138,20 +175,27 @@ def test_cached_generation_of_a_batch_equals_its_rows_and_records_the_cache(
     assert generate(dlm, prompts, always) == generate(dlm, prompts, plain)
 
 
-def test_a_cached_step_runs_only_the_window(released_folder):
-    """The released blocks see window-length hidden states on every step but each block's first."""
+@pytest.mark.parametrize("window", ["prefix", "dual"])
+def test_a_cached_step_runs_only_the_window(window, released_folder):
+    """The released blocks see window-length hidden states on every step but each block's first,
+    and so does LLaDA's attention output projection (no queries for the cached suffix)."""
     dlm = _load(released_folder, "llada")
     prompts = [dlm.tokenizer.encode_prompt(p) for p in PROMPTS]
-    lengths = []
-    blocks = CACHE_BACKENDS["llada"].blocks(dlm)
-    handle = blocks[0].register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
+    lengths, projected = [], []
+    block = CACHE_BACKENDS["llada"].blocks(dlm)[0]
+    hooks = [
+        block.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1])),
+        block.attn_out.register_forward_pre_hook(lambda m, a: projected.append(a[0].shape[1])),
+    ]
     try:
-        config = SamplerConfig(gen_length=8, steps=8, block_length=4, cache="dual")
+        config = SamplerConfig(gen_length=8, steps=8, block_length=4, cache=window)
         generate(dlm, prompts, config)
     finally:
-        handle.remove()
+        for hook in hooks:
+            hook.remove()
     width = max(len(p) for p in prompts) + 8
-    assert lengths == [width, 4, 4, 4, width, 4, 4, 4]
+    runs = [4, 4, 4] if window == "dual" else [8, 8, 8]
+    assert lengths == projected == [width, *runs, width, 4, 4, 4]
 
 
 @pytest.mark.parametrize("kind", ["llada", "dream"])

@@ -7,10 +7,11 @@ layers inside the q/k/v projections and noise-aware adapters run exactly as with
 - LLaDA: ``LLaDABlock.attention(q, k, v, attention_bias)`` receives the projected q/k/v and
   applies rotary inside, assigning positions by key index and taking the queries to be the LAST
   ones, and q/k/v of one length, with earlier keys only through ``layer_past``. The cache keeps
-  the projected keys and values BEFORE rotary. A window forward hands the cached positions before
-  the window as ``layer_past``, appends the cached suffix after it to its fresh k/v and zero
-  queries to its queries (so the window's queries sit at their own positions), and keeps only the
-  window's outputs. The padding bias is the one LLaDA builds from the full-length 2-D mask.
+  the projected keys and values BEFORE rotary. A window forward hands every cached position (the
+  prefix, then the dual window's suffix) as ``layer_past`` and its own q/k/v last, so only the
+  window's queries run (attention and output projection); for the dual window the rotary tables
+  (``get_rotary_embedding``, shadowed for the forward) and the padding bias LLaDA builds from the
+  full-length 2-D mask are put in that same key order, so every key keeps its own position.
 - Dream: ``DreamAttention.forward`` hands its rotated keys and values to
   ``past_key_value.update(k, v, layer_idx, ...)`` and attends to what that returns; the backend
   passes its own object there, which records (returns them unchanged) or splices the window's
@@ -133,30 +134,47 @@ class LLaDABackend:
     def read(self, dlm, window, start, level, attention, cache):
         blocks = self.blocks(dlm)
         length, end = attention.shape[1], start + window.shape[1]
+        # Keys in the order [before the window, after it, the window]: LLaDA's attention takes
+        # its queries to be the last keys, and attention sums over keys in any order as long as
+        # each key keeps its own rotary position and bias column. So the cached positions all go
+        # in as ``layer_past``, the queries are the window's alone, and the rotary tables and
+        # the bias follow the same order.
+        order = torch.cat(
+            [torch.arange(start), torch.arange(end, length), torch.arange(start, end)]
+        ).to(window.device)
+        moved = end < length  # the dual window: a cached suffix after it
 
         def make(index, original):
             block = blocks[index]
 
             def attention_reading(q, k, v, attention_bias=None, layer_past=None, use_cache=False):
-                # q, k, v must share one length: the window plus the cached suffix after it, with
-                # zero queries there, so the window's queries are followed by keys up to the end
-                n = q.shape[1]
                 if attention_bias is not None and tuple(attention_bias.shape[-2:]) != (length,) * 2:
                     raise BenchError(
                         f"{dlm.info.name}: LLaDA built a {tuple(attention_bias.shape)} attention "
                         f"bias for a cached window; the cache needs one over all {length} positions"
                     )
                 keys, values = cache.keys[index], cache.values[index]
-                k = torch.cat([k, keys[:, end:]], dim=1)
-                v = torch.cat([v, values[:, end:]], dim=1)
-                q = torch.cat([q, q.new_zeros(q.shape[0], length - end, q.shape[2])], dim=1)
-                past = (_heads(block, keys[:, :start], True), _heads(block, values[:, :start]))
-                out, _ = original(q, k, v, attention_bias, layer_past=past, use_cache=False)
-                return out[:, :n], None
+                past_k = torch.cat([keys[:, :start], keys[:, end:]], dim=1)
+                past_v = torch.cat([values[:, :start], values[:, end:]], dim=1)
+                past = (_heads(block, past_k, True), _heads(block, past_v))
+                if moved and attention_bias is not None:
+                    attention_bias = attention_bias[:, :, order][:, :, :, order]
+                return original(q, k, v, attention_bias, layer_past=past, use_cache=False)
 
             return attention_reading
 
-        with _wrapped(blocks, "attention", make):
+        def make_rotary(index, original):
+            def tables_in_key_order(seq_len, device):
+                pos_sin, pos_cos = original(seq_len, device)
+                return pos_sin[:, :, order], pos_cos[:, :, order]
+
+            return tables_in_key_order
+
+        rotaries = [b.rotary_emb for b in blocks if moved and getattr(b, "rotary_emb", None)]
+        with (
+            _wrapped(blocks, "attention", make),
+            _wrapped(rotaries, "get_rotary_embedding", make_rotary),
+        ):
             return dlm(window, level, attention)
 
     def select(self, cache, rows):
