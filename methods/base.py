@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,12 @@ from torch import nn
 
 from harness.errors import BenchError
 from methods.targets import resolve_targets
+
+# peft's PeftModel asks every model for `is_gradient_checkpointing`, which transformers 5 has
+# deprecated: one FutureWarning per adapted model (per cell) that no user can act on.
+warnings.filterwarnings(
+    "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 METHOD_FILE = "bench_method.json"
 FORMAT_VERSION = 1
