@@ -23,7 +23,8 @@ def test_a_tasks_tiny_defaults_apply_before_set_and_limit_and_only_to_it():
     vowel = _cell(["synth_choice_vowel"])
     assert (vowel.train.steps, vowel.train.val_every, vowel.eval.limit) == (300, 100, 500)
     math, code = _cell(["synth_math_unseen"]), _cell(["synth_code_unseen"])
-    assert (math.train.steps, math.eval.limit, code.eval.limit) == (80, 500, 300)
+    assert (math.train.steps, math.eval.limit, code.eval.limit) == (200, 500, 300)
+    assert code.train.steps == 80
     assert _cell(["synth_choice"]).eval.limit == 200  # the synthetic defaults
     assert _cell(["synth_choice_vowel"], **{"train.steps": [50]}).train.steps == 50
     spec = {"methods": ["lora"], "tasks": ["synth_choice_vowel"], "limit": 40}
