@@ -81,6 +81,18 @@ def _batches(data: Sequence[Encoded], batch_size: int, generator: torch.Generato
             yield [data[i] for i in order]
 
 
+def adapter_optimizer(adapter, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the adapter's parameter groups (their ``lr_scale`` applied per step): the one
+    optimizer every family's training loop uses, so a comparison never differs by it."""
+    return torch.optim.AdamW(
+        adapter.optimizer_groups(),
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+    )
+
+
 def train_adapter(
     dlm: DiffusionLM,
     adapter,
@@ -98,13 +110,7 @@ def train_adapter(
     device = dlm.device
     objective = objective_for(dlm)
     params = adapter.trainable_parameters()
-    optimizer = torch.optim.AdamW(
-        adapter.optimizer_groups(),
-        lr=config.lr,
-        betas=(config.beta1, config.beta2),
-        eps=config.eps,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = adapter_optimizer(adapter, config)
     if config.gradient_checkpointing:
         dlm.enable_gradient_checkpointing()
     total = total_updates(config, len(train_data))

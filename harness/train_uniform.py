@@ -21,6 +21,7 @@ from harness.train import (
     Encoded,
     TrainResult,
     _batches,
+    adapter_optimizer,
     autocast_for,
     lr_at,
     peak_memory_bytes,
@@ -42,13 +43,7 @@ def train_uniform(
     """Train ``adapter`` with the uniform-noise canvas loss; the best validation state is kept."""
     device = dlm.device
     params = adapter.trainable_parameters()
-    optimizer = torch.optim.AdamW(
-        adapter.optimizer_groups(),
-        lr=config.lr,
-        betas=(config.beta1, config.beta2),
-        eps=config.eps,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = adapter_optimizer(adapter, config)
     if config.gradient_checkpointing:
         dlm.enable_gradient_checkpointing()
     total = total_updates(config, len(train_data))
