@@ -23,6 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.adapter_stamp import (
+    STAMP_FILE,
+    base_identity,
+    check_base,
+    check_saved_adapter,
+    note_reuse,
+    reuse_problem,
+    write_stamp,
+)
 from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
 from harness.load import PhaseLoad, measure_load
@@ -161,7 +170,7 @@ def run_cell(
     else:  # the base model: no training, but the same validation loss per noise bin
         monitor.phase("validating", 1)
         trained = validate_untrained(dlm, encode(val_examples), cell.train)
-    adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR)
+    adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR, cell, base_identity(dlm))
     device_obj = dlm.device
     record = Record(
         cell_id=cell.cell_id,
@@ -243,14 +252,18 @@ def missing_evaluations(request: CellRequest, record) -> list[tuple[str, int | N
 
 
 def resumable(record, cell_dir: Path) -> bool:
-    """A cell killed after its adapter was saved: only its evaluation needs to run again."""
-    adapter = cell_dir / ADAPTER_DIR
-    return (
-        record.status == "running"
-        and bool(record.config.get("trained"))
-        and adapter.is_dir()
-        and any(adapter.iterdir())
-    )
+    """A cell killed (running) or failed after its adapter was saved: its training is recorded,
+    so only its evaluation needs to run again if the adapter passes :func:`reuse_problem`."""
+    return record.status in ("running", "failed") and bool(record.config.get("trained"))
+
+
+def saved_adapter_problem(request: CellRequest, record, cell_dir: Path) -> str | None:
+    """Why an interrupted or failed cell must be retrained rather than reuse its saved adapter
+    (None: reuse it). Cheap: the stamp and the file sizes; hashes and base are checked when the
+    job runs (:func:`extend_cell`)."""
+    if not record.config.get("trained"):
+        return "it failed before its adapter was saved"
+    return reuse_problem(cell_dir / ADAPTER_DIR, request.cell)
 
 
 def extend_cell(
@@ -260,17 +273,29 @@ def extend_cell(
     device: str = "auto",
     monitor=None,
     checkpoint: Callable | None = None,
+    reuse: str | None = None,
 ):
     """Score a trained cell's saved adapter on the (task, steps) pairs it lacks: new sampling
-    step counts, tasks added to the grid later, or the rest of an interrupted evaluation."""
+    step counts, tasks added to the grid later, or the rest of an interrupted evaluation.
+
+    ``reuse`` ("running" | "failed") says the cell did not finish: its adapter must carry a
+    stamp that matches the cell, file for file (SHA-256), and the base just loaded, else
+    :class:`AdapterNotReusable` is raised before anything is evaluated. A finished cell's adapter
+    is checked the same way when it has a stamp (older adapters have none)."""
     from methods.registry import load_adapter
 
+    folder = cell_dir / ADAPTER_DIR
+    check = check_saved_adapter(folder, request.cell, reuse)  # before loading anything
     monitor = monitor or Monitor()
     monitor.phase("loading", 1)
     seed_everything(request.cell.seed)
     dlm = checkout_model(request.cell.model, device)
     seed_everything(request.cell.seed)
-    load_adapter(dlm, cell_dir / ADAPTER_DIR)
+    if check:
+        check_base(folder, dlm, request.cell)
+    if reuse is not None:
+        record = note_reuse(record, folder, reuse)
+    load_adapter(dlm, folder)
     dlm.eval()
     return evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint)
 
@@ -298,7 +323,7 @@ def evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint=None, prel
             )
         record = _with_evaluation(record, cell, task, split, outcomes, load)
         (checkpoint or _no_checkpoint)(record)
-    return dataclasses.replace(record, status="done", finished_at=utc_now())
+    return dataclasses.replace(record, status="done", error=None, finished_at=utc_now())
 
 
 def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes, load=None):
@@ -452,11 +477,13 @@ def _thin(curve: list[dict], keep: int = 200) -> list[dict]:
     return [p for i, p in enumerate(curve) if i % stride == 0 or "val_loss" in p or i == last]
 
 
-def _save_adapter(adapter, folder: Path) -> Path:
-    """Save into a staging folder, then rename: a crash never leaves a half-written adapter."""
+def _save_adapter(adapter, folder: Path, cell: CellConfig, base: dict) -> Path:
+    """Save into a staging folder, stamp it (harness/adapter_stamp.py), then rename: a crash
+    never leaves a half-written adapter, and a reused one is known to be this cell's."""
     staging = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     adapter.save(staging)
+    write_stamp(staging, cell, base)
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(staging, folder)
@@ -464,4 +491,5 @@ def _save_adapter(adapter, folder: Path) -> Path:
 
 
 def _folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    """The adapter's size on disk (its stamp, bench's bookkeeping, left out)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and f.name != STAMP_FILE)

@@ -149,16 +149,22 @@ class CellConfig:
         rank = self.method_config.get("rank")
         return None if rank is None else int(rank)
 
+    def identity(self) -> dict[str, Any]:
+        """What the cell id hashes: the resolved config without the axes, the evaluated task
+        list, notes and evaluation-only sampler settings (JSON-ready). A saved adapter carries it
+        in full (harness/adapter_stamp.py), so reuse compares configs, not a 10-digit digest."""
+        identity = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
+        if not identity["task_config"]:
+            del identity["task_config"]
+        identity["eval"] = {k: v for k, v in identity["eval"].items() if k not in EVAL_ONLY_FIELDS}
+        return json.loads(json.dumps(identity, sort_keys=True, default=str))
+
     @property
     def cell_id(self) -> str:
         """Stable across runs and machines: a hash of the resolved config (axes, the evaluated
         task list, notes and evaluation-only sampler settings excluded). The readable part names
         the training data."""
-        identity = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
-        if not identity["task_config"]:
-            del identity["task_config"]
-        identity["eval"] = {k: v for k, v in identity["eval"].items() if k not in EVAL_ONLY_FIELDS}
-        blob = json.dumps(identity, sort_keys=True, default=str)
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
         rank = "" if self.rank is None else f"-r{self.rank}"
         return f"{self.method}-{self.task}{rank}-s{self.seed}-{digest}"

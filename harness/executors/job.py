@@ -20,6 +20,11 @@ class Job:
     extend: bool = False  # a trained cell whose saved adapter only needs evaluating
     worker: str | None = None  # the worker it was last handed to (set by the executor)
     attempt: int = 1  # 2, 3, ... after its worker died mid-cell
+    # An unfinished cell (record "running" or "failed") whose saved adapter is reused: its status
+    # then. Set with extend=True; the adapter's stamp is checked again when the job runs.
+    reuse: str | None = None
+    # Why an unfinished cell with a saved adapter is retrained instead (recorded in the cell).
+    retrain_reason: str | None = None
 
     @property
     def cell_id(self) -> str:
@@ -32,19 +37,27 @@ class Job:
 
 def plan_job(request: CellRequest, cell_dir: Path, retry_failed: bool) -> Job | None:
     """The job ``request`` still needs given its record on disk, or None when it is finished
-    (done with every evaluation asked for, or failed and not retried)."""
-    from harness.cell import missing_evaluations, resumable
+    (done with every evaluation asked for, or failed and not retried).
+
+    A cell killed or failed after its adapter was saved reuses that adapter (it only finishes
+    its evaluation) when the adapter's stamp matches the cell (harness/adapter_stamp.py);
+    otherwise it is retrained and the reason is kept with the job."""
+    from harness.cell import missing_evaluations, resumable, saved_adapter_problem
     from results.store import RECORD_NAME, read_record
 
     path = cell_dir / RECORD_NAME
-    if path.is_file():
-        record = read_record(path)
-        if record.status == "done" and missing_evaluations(request, record):
-            return Job(request, cell_dir, extend=True)
-        if resumable(record, cell_dir):  # killed after training: evaluate what is missing
-            return Job(request, cell_dir, extend=True)
-        if record.status == "done" or (record.status == "failed" and not retry_failed):
-            return None
+    if not path.is_file():
+        return Job(request, cell_dir)
+    record = read_record(path)
+    if record.status == "done":
+        return Job(request, cell_dir, extend=True) if missing_evaluations(request, record) else None
+    if record.status == "failed" and not retry_failed:
+        return None
+    if resumable(record, cell_dir):  # trained before it was killed or failed
+        problem = saved_adapter_problem(request, record, cell_dir)
+        if problem is None:
+            return Job(request, cell_dir, extend=True, reuse=record.status)
+        return Job(request, cell_dir, retrain_reason=problem)
     return Job(request, cell_dir)
 
 
