@@ -321,7 +321,7 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
 
     from harness.config import is_tiny
     from harness.costs import planning_device
-    from harness.plan import estimate, grid_seconds, token_labels
+    from harness.plan import estimate, grid_seconds, param_labels, token_labels
     from harness.preflight import missing_data
     from harness.sandboxes import sandbox_of
 
@@ -329,12 +329,12 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
     device = planning_device(device_kind) if real else None
     table = Table(
         "cell", "method", "trains on", "evaluates", "seed", "rank", "axes", "updates",
-        "eval steps", "train tok", "eval tok", "est. time",
+        "eval steps", "params", "trainable", "train tok", "eval tok", "est. time",
     )  # fmt: skip
     if real:
         table.add_column("peak mem (no GC / GC)")
         table.add_column("fits")
-    seconds, hours, problems = 0.0, 0.0, []
+    seconds, hours, problems, notes = 0.0, 0.0, [], []
     for request in requests:
         cell = request.cell
         cost = estimate(request, device)
@@ -344,6 +344,8 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
             seconds += cost.seconds or 0.0
         if cost.problem:
             problems.append(cost.problem)
+        if cost.note and cost.note not in notes:
+            notes.append(cost.note)
         row = [
             cell.cell_id,
             cell.method,
@@ -354,6 +356,7 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
             ", ".join(f"{k}={v}" for k, v in cell.axes.items()) or "-",
             "?" if cost.updates is None else str(cost.updates),
             ",".join(map(str, request.steps)),
+            *param_labels(cost),
             *token_labels(cost),
             cost.label,
         ]
@@ -368,6 +371,8 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
         )
         for problem in problems:
             console.print(f"[red]will not fit:[/red] {problem}", soft_wrap=True)
+        for note in notes:
+            console.print(note, highlight=False, soft_wrap=True)
     on = f" on {workers} CPU workers" if workers > 1 and not real else ""
     minutes = grid_seconds(seconds, workers if not real else 1) / 60
     total = f"estimated {minutes:.1f} min{on}" if seconds or not real else f"{hours:.1f} GPU-h"

@@ -6,6 +6,10 @@ demo grid (training, validation, sampling, the code sandbox per program); a grid
 CPU workers divides the sum by their number (``grid_seconds``). Expect +-50%. For real
 models, tokens, GPU-hours on a device kind and peak memory come from :mod:`harness.costs`
 (FLOPs from the architecture over an assumed utilisation; the derivation is written there).
+Every cell whose base's shapes are known here (a folder's config.json, an alias's published
+shapes, the cached tiny base) also gets the base's parameter count and its method's trainable
+parameters, counted from the architecture (``harness/costs/architecture.py``); a real model
+whose shapes are not known gets one line saying so instead of a cost.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class Cost:
     eval_tokens: int | None = None
     real: CellCost | None = None  # real models: GPU-hours and memory on a device kind
     problem: str | None = None  # why the cell cannot fit its device, if it cannot
+    base_params: int | None = None  # the base model's parameters (None: shapes unknown here)
+    trainable_params: int | None = None  # the method's trainable parameters on it
+    note: str | None = None  # why a real model could not be costed
 
     @property
     def label(self) -> str:
@@ -44,6 +51,8 @@ class Cost:
             hours = self.real.gpu_hours
             return "? (train size unknown)" if hours is None else f"{hours:.1f} GPU-h"
         if self.seconds is None:
+            if self.train_examples is None:
+                return "?"
             return f"{self.train_examples:,} train ex."
         return f"~{self.seconds:.0f} s"
 
@@ -74,6 +83,42 @@ def token_labels(cost: Cost) -> tuple[str, str]:
     return _count(cost.train_tokens), _count(cost.eval_tokens)
 
 
+def param_labels(cost: Cost) -> tuple[str, str]:
+    """(base parameters, trainable parameters) as short counts, "?" when unknown."""
+    return _count(cost.base_params), _count(cost.trainable_params)
+
+
+def parameter_counts(cell, arch=None) -> tuple[int | None, int | None]:
+    """(base parameters, the method's trainable parameters) from the architecture, or Nones
+    when its shapes are not known here."""
+    from harness.costs.architecture import adapter_params, architecture_for
+    from methods.registry import get_method
+
+    try:
+        arch = arch or architecture_for(_tiny_folder(cell.model) or cell.model)
+        method = get_method(cell.method)
+        config = method.config_cls.from_dict(cell.method_config)
+        trainable = adapter_params(arch, cell.method, config) if method.trains else 0
+    except BenchError:
+        return None, None
+    return arch.total_params, trainable
+
+
+def _tiny_folder(model: str) -> str | None:
+    """The cached tiny base's folder for the ``tiny`` / ``tiny-ar`` aliases, if built."""
+    if model == "tiny":
+        from harness.pretrain import tiny_base_dir
+
+        folder = tiny_base_dir()
+    elif model == "tiny-ar":
+        from harness.pretrain_causal import tiny_ar_base_dir
+
+        folder = tiny_ar_base_dir()
+    else:
+        return None
+    return str(folder) if (folder / "config.json").is_file() else None
+
+
 def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
     """The cell's cost; real models are costed on ``device`` (see harness.costs.planning_device)."""
     from harness.sandboxes import sandbox_of
@@ -86,7 +131,10 @@ def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
     if not is_tiny(cell.model):
         from harness.costs import planning_device
 
-        real = estimate_real(cell, request.steps, device or planning_device())
+        try:
+            real = estimate_real(cell, request.steps, device or planning_device())
+        except BenchError as err:  # no shapes known for it here: the cells, without a cost
+            return Cost(None, None, None, note=f"not costed: {err}")
         assert real is not None
         return Cost(
             real.updates,
@@ -96,6 +144,7 @@ def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
             real.eval_tokens,
             real,
             fit_problem(real, cell),
+            *parameter_counts(cell, real.arch),
         )
     train = cell.train
     if not get_method(cell.method).trains:
@@ -128,7 +177,9 @@ def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:
         + eval_tokens * FORWARD_SECONDS_PER_TOKEN
         + programs * SANDBOX_SECONDS_PER_PROGRAM
     )
-    return Cost(updates, seen, seconds, seen * tokens, eval_tokens)
+    return Cost(
+        updates, seen, seconds, seen * tokens, eval_tokens, None, None, *parameter_counts(cell)
+    )
 
 
 def grid_seconds(cell_seconds: float, workers: int) -> float:

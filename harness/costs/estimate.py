@@ -17,6 +17,14 @@ the sequence length):
   sampling step and row (the sampler keeps no cache): ``n x steps x (prompt + gen_length)``
   tokens, an upper bound since rows that end early stop. Likelihood scoring runs ``mc_num``
   forwards of prompt + answer per choice.
+- Autoregressive bases (Llama / Qwen2, ``harness/causal/``): generation is greedy with a KV cache,
+  so the prompt is read once and every generated token costs one forward of one token:
+  ``n x (prompt + gen_length)`` tokens; likelihood scoring is exact, one forward of prompt +
+  answer per choice (no Monte Carlo samples). L2D adds, per generated token, its flow
+  evaluations (``eval.l2d_steps`` x the solver's stages + the final forward, twice with guidance;
+  an adaptive solver is counted as midpoint), each costed as a forward of one token (an upper
+  bound: the flow stream skips k and v). L2D's training runs the frozen main path's forward
+  (``2 N``) before the flow stream's forward and backward (``4 N``).
 - Time = FLOPs / (peak x utilisation) with utilisation (MFU) assumed at :data:`TRAIN_MFU` for
   training and :data:`EVAL_MFU` for evaluation, typical of eager PyTorch at these batch sizes.
   Expect +-50%; the measured time of a finished cell is in its record.
@@ -56,6 +64,7 @@ from dataclasses import dataclass
 from harness.config import CellConfig
 from harness.costs.architecture import Architecture, adapted_inputs, adapter_params
 from harness.costs.devices import GIB, DeviceKind
+from harness.errors import BenchError
 
 TRAIN_MFU = 0.35
 EVAL_MFU = 0.30
@@ -229,6 +238,29 @@ def eval_examples(task: str, limit: int | None) -> int:
     return min(size, limit) if limit else size
 
 
+STAGES = {"euler": 1, "midpoint": 2, "rk4": 4}  # velocity evaluations per integration step
+
+
+def flow_evals_per_token(cell: CellConfig) -> int:
+    """L2D's flow evaluations per generated token at the cell's solver and steps (0 otherwise)."""
+    from methods.registry import get_method
+
+    if not get_method(cell.method).flow_decoding:
+        return 0
+    stages = STAGES.get(cell.eval.solver, 2)  # adaptive: as midpoint (unknown before it runs)
+    guided = cell.method_config.get("guidance", 1.0) != 1.0
+    return (stages * cell.eval.l2d_steps + 1) * (2 if guided else 1)
+
+
+def _objective(model: str) -> str:
+    from harness.models.loader import base_objective
+
+    try:
+        return base_objective(model)
+    except BenchError:
+        return "masked-diffusion"
+
+
 def cell_cost(
     cell: CellConfig,
     steps: list[int],
@@ -267,13 +299,22 @@ def cell_cost(
     validations = 0 if updates is None else max(1, math.ceil(updates / train.val_every))
     validation_tokens = validations * train.noise_bins * train.val_examples * train_len
 
+    causal = _objective(cell.model) == "autoregressive"
+    flow = flow_evals_per_token(cell)
     eval_tokens, eval_flops, longest = 0, 0.0, 0
     for task in eval_tasks or list(cell.evaluated_tasks):
         spec = get_task(task)
         prompt = EVAL_PROMPT_TOKENS.get(spec.suite, DEFAULT_EVAL_PROMPT_TOKENS)
         n = eval_examples(task, cell.eval.limit)
         cfg = 2 if cell.eval.cfg_scale > 0 else 1
-        if resolve_protocol(spec, cell.eval) == "gen":
+        gen = resolve_protocol(spec, cell.eval) == "gen"
+        if causal:  # KV-cached greedy decoding; exact likelihood (module doc)
+            length = prompt + (cell.eval.gen_length if gen else 32)
+            tokens = n * (
+                length + flow * cell.eval.gen_length if gen else CHOICES_PER_QUESTION * length
+            )
+            longest = max(longest, min(cell.eval.batch_size, n) * length)
+        elif gen:
             length = prompt + cell.eval.gen_length
             tokens = cfg * n * sum(steps or [cell.eval.gen_length]) * length
             longest = max(longest, cfg * min(cell.eval.batch_size, n) * length)
@@ -297,6 +338,8 @@ def cell_cost(
         train_flops = training_flops(
             arch, train_tokens, p_adapter, train_len, train.gradient_checkpointing
         ) + forward_flops(arch, validation_tokens, train_len)
+        if flow:  # L2D: the frozen main path's forward comes first (module doc)
+            train_flops += forward_flops(arch, train_tokens, train_len)
     return CellCost(
         device=device,
         arch=arch,
