@@ -14,6 +14,12 @@ layer's own frozen modules plus L2D's LoRA deltas (``../shared/notes/l2d.md`` §
 where ``p'(x) = p(x) + s B A x`` over the frozen projection ``p``. The output is
 ``lm_head(norm(h_LM + (g(t) - g(0)) * h_flow))``: at t = 0 exactly the base.
 
+Gradient checkpointing (``train.gradient_checkpointing``): the main path runs without gradients,
+so it keeps nothing for backward; what the flow stream keeps per layer is recomputed instead
+(``torch.utils.checkpoint``, non-reentrant, RNG state preserved so dropout draws repeat), the
+same losses and gradients with one more flow forward per layer. :class:`L2DModel` answers
+transformers' ``gradient_checkpointing_enable`` so the family's switch reaches it.
+
 Only the decoder layers' public submodules and transformers' own ``apply_rotary_pos_emb`` of the
 layer's modeling module are used; no modeling code is copied.
 """
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
@@ -79,6 +86,7 @@ class L2DModel(nn.Module):
     """The backbone a CausalLM gets from ``l2d``: base (frozen) + flow stream (trainable)."""
 
     flow_conditioned = True
+    supports_gradient_checkpointing = True
 
     def __init__(self, base: nn.Module, config: L2DConfig, flow_time) -> None:
         super().__init__()
@@ -97,6 +105,7 @@ class L2DModel(nn.Module):
         )
         self._rotary = sys.modules[type(layers[0].self_attn).__module__].apply_rotary_pos_emb
         self._captured: torch.Tensor | None = None
+        self._checkpointing: dict | None = None  # torch.utils.checkpoint kwargs when enabled
         decoder.norm.register_forward_pre_hook(self._capture)
         for p in base.parameters():
             p.requires_grad_(False)
@@ -114,6 +123,18 @@ class L2DModel(nn.Module):
 
     def _capture(self, _module, args) -> None:
         self._captured = args[0]
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None):
+        """Recompute each flow layer in backward instead of keeping its activations (module
+        doc); only in training mode, as transformers does."""
+        self._checkpointing = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._checkpointing = None
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self._checkpointing is not None
 
     def flow_modules(self) -> list[nn.Module]:
         return [self.time, self.tokens, self.inputs, self.gate, self.layers]
@@ -159,14 +180,24 @@ class L2DModel(nn.Module):
         t = t.to(torch.float32)
         c = self.time(t, label)
         h = self.inputs(x, t, self.config.sigma).to(state.hidden.dtype)
+        recompute = self._checkpointing is not None and self.training and torch.is_grad_enabled()
         for index, (layer, flow) in enumerate(zip(layers, self.layers, strict=True)):
-            mods = flow.modulation(c).float().chunk(6, dim=-1)
-            h = h + (mods[2] * self._attend(layer, flow, state, index, mods, h)).to(h.dtype)
-            n2 = _modulated(layer.post_attention_layernorm, h, mods[3], mods[4])
-            h = h + (mods[5] * self._mlp(layer, flow, n2)).to(h.dtype)
+            if recompute:
+                h = checkpoint(
+                    self._flow_layer, layer, flow, state, index, c, h, **self._checkpointing
+                )
+            else:
+                h = self._flow_layer(layer, flow, state, index, c, h)
         g = self.gate(c) - self.gate(self.time(torch.zeros_like(t), label))
         combined = state.hidden + (g * h.float()).to(state.hidden.dtype)
         return self.base.lm_head(decoder.norm(combined))
+
+    def _flow_layer(self, layer, flow: FlowLayer, state: MainState, index: int, c, h):
+        """One decoder layer of the flow stream (module doc): modulated attention, then MLP."""
+        mods = flow.modulation(c).float().chunk(6, dim=-1)
+        h = h + (mods[2] * self._attend(layer, flow, state, index, mods, h)).to(h.dtype)
+        n2 = _modulated(layer.post_attention_layernorm, h, mods[3], mods[4])
+        return h + (mods[5] * self._mlp(layer, flow, n2)).to(h.dtype)
 
     def _attend(self, layer, flow: FlowLayer, state: MainState, index: int, mods, h):
         attn = layer.self_attn
