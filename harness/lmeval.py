@@ -29,6 +29,9 @@ Request types:
   is not a multiple of the block) is rounded up to a multiple of ``block_length``, with ``steps``
   scaled to keep the model arguments' steps per token. The decoded text is cut at the first of
   the task's ``until`` strings. A task's ``temperature``/``do_sample`` are ignored.
+
+An autoregressive base (tiny-ar, Llama, Qwen2) answers all three with its exact log-likelihood
+and greedy decoding instead (``harness/lmeval_causal.py``).
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ LM_ARGS: dict[str, tuple[type, Any]] = {
     "cache": (str, "none"),
     "parallel": (str, "none"),
     "cache_refresh": (str, "block"),
+    # L2D's flow per token on an autoregressive base (harness/lmeval_causal.py)
+    "l2d_steps": (int, 7),
+    "solver": (str, "midpoint"),
 }
 
 
@@ -114,6 +120,10 @@ def check_adapter_fits(dlm: DiffusionLM, folder: Path, trained_on: str | None = 
     from methods.binned import weight_files
 
     files = weight_files(folder)  # its own, or one per bin (binned_lora)
+    from methods.l2d.method import WEIGHTS_FILE as L2D_WEIGHTS
+
+    if not files and (folder / L2D_WEIGHTS).is_file():
+        return  # an L2D flow: its loader checks every weight's shape (methods/l2d/method.py)
     if not files:
         raise BenchError(f"adapter folder {folder} has no adapter_model.safetensors")
     modules = dict(dlm.backbone.named_modules())
@@ -242,6 +252,13 @@ class BenchDLLM(LM):
         self.blocks_used: dict[str, set[int]] = {}  # task name -> block lengths used
         self._ll_cache: dict[tuple, float] = {}
         self._device = dlm.device
+        from harness.lmeval_causal import CausalRequests, is_autoregressive
+
+        self.causal = (  # a causal base: exact likelihoods and greedy decoding instead
+            CausalRequests(self, rolling_windows, _stop_strings, cut_at_stop)
+            if is_autoregressive(dlm)
+            else None
+        )
 
     # -- description -----------------------------------------------------------------------
     @property
@@ -308,6 +325,8 @@ class BenchDLLM(LM):
 
     # -- the three request types -----------------------------------------------------------
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        if self.causal is not None:
+            return self.causal.loglikelihood(requests)
         out = []
         for request in requests:
             context, continuation = request.args[:2]
@@ -318,6 +337,8 @@ class BenchDLLM(LM):
         return out
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        if self.causal is not None:
+            return self.causal.loglikelihood_rolling(requests)
         out = []
         for request in requests:
             (text,) = request.args[:1]
@@ -330,6 +351,8 @@ class BenchDLLM(LM):
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        if self.causal is not None:
+            return self.causal.generate_until(requests)
         results: list[str | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
@@ -678,7 +701,8 @@ def store_results(
     from results.schema import utc_now
     from results.store import RECORD_NAME, atomic_write_text, read_record, write_record
 
-    scores = scores_from_results(results, lm.steps_used, lm.sampling, lm.sampler.label)
+    label = lm.causal.label if lm.causal is not None else lm.sampler.label
+    scores = scores_from_results(results, lm.steps_used, lm.sampling, label)
     settings = {
         "model": lm.dlm.info.name,
         "adapter": str(lm.adapter_dir) if lm.adapter_dir else None,

@@ -48,7 +48,11 @@ def _step(kind: str, method: str, checkpointing: bool):
         lm, adapter, micro, TrainConfig(max_length=64), generator, nullcontext()
     )
     loss.backward()
-    return float(loss.detach()), [p.grad.clone() for p in adapter.trainable_parameters()], len(calls)
+    return (
+        float(loss.detach()),
+        [p.grad.clone() for p in adapter.trainable_parameters()],
+        len(calls),
+    )
 
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
