@@ -105,6 +105,7 @@ TEST_SIZES = {
     "synth_choice_vowel": 500,
     "synth_choice_unseen": 400,  # about 500 distinct test prompts exist
     "synth_code_unseen": 400,
+    "synth_code_slice": 400,
 }
 
 
@@ -135,6 +136,40 @@ def _code_unseen_item(rng: random.Random) -> dict:
     }
 
 
+# Slicing and indexing, asked for in words (the HumanEval shape: a description, then the code).
+# Neither the words nor these expressions are in the pretraining mix (its only slice is x[::-1],
+# its only index x[0]).
+SLICE_OPS: dict[str, tuple[str, Callable[[list[int], int], object]]] = {
+    "First": ("x[:{k}]", lambda x, k: x[:k]),
+    "Last": ("x[-{k}:]", lambda x, k: x[-k:]),
+    "Drop": ("x[{k}:]", lambda x, k: x[k:]),
+    "Item": ("x[{k}]", lambda x, k: x[k]),
+}
+
+
+def _long_list(rng: random.Random) -> list[int]:
+    return [rng.randint(0, 9) for _ in range(rng.randint(4, 6))]
+
+
+def _code_slice_item(rng: random.Random) -> dict:
+    """ "First 2." -> ``x[:2]``: four slicing/indexing words times k = 1..3, with one I/O example
+    (the prompt's variety, and a second cue). Hidden asserts on lists of 4-6 digits, so every k
+    is in range; a wrong word or a wrong k fails them (checked when the family is drawn)."""
+    word = rng.choice(list(SLICE_OPS))
+    k = rng.randint(1, 3)
+    template, fn = SLICE_OPS[word]
+    shown = _long_list(rng)
+    hidden = [_long_list(rng) for _ in range(3)]
+    tests = "\n".join(f"assert f({_show(x)}) == {_show(fn(x, k))}" for x in hidden)
+    return {
+        "prompt": f"{word} {k}. f({_show(shown)})={_show(fn(shown, k))}; def f(x): return",
+        "answer": " " + template.format(k=k),
+        "tests": tests,
+        "entry_point": "f",
+        "meta": {"op": word.lower()},
+    }
+
+
 UNSEEN_TASKS: dict[str, SyntheticFamily] = {
     f.name: f
     for f in (
@@ -156,6 +191,12 @@ UNSEEN_TASKS: dict[str, SyntheticFamily] = {
         SyntheticFamily(
             "synth_code_unseen", "code", "x[-1], len(x), x[1] from I/O (unseen)", _code_unseen_item
         ),
+        SyntheticFamily(
+            "synth_code_slice",
+            "code",
+            "slicing/indexing from words: First/Last/Drop/Item k (unseen)",
+            _code_slice_item,
+        ),
     )
 }
 
@@ -164,4 +205,5 @@ CHANCE = {
     "synth_choice_vowel": 0.25,
     "synth_choice_unseen": 0.25,
     "synth_code_unseen": 1 / 3,
+    "synth_code_slice": 0.0,
 }
