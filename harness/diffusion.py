@@ -152,6 +152,9 @@ def build_sft_batch(
     return ids, response
 
 
+VALIDATION_SEED = 1234  # the same validation draws for every method, seed and objective
+
+
 def noise_bin_edges(bins: int = 10) -> list[tuple[float, float]]:
     return [(i / bins, (i + 1) / bins) for i in range(bins)]
 

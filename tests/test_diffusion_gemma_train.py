@@ -1,8 +1,8 @@
 """The uniform-noise objective (DiffusionGemma) in the one training loop keeps its numbers.
 
 The expected values were recorded on a tiny random-weight DiffusionGemma with the separate
-uniform-noise training loop that the objective replaced (commit c71b3e9, one torch thread, CPU,
-fp32): training losses, validation losses per bin, the best step (not the last, so the
+uniform-noise training loop that the objective replaced (harness/train_uniform.py at commit
+c71b3e9; one torch thread, CPU, fp32): training losses, validation losses per bin, the best step (not the last, so the
 best-checkpoint restore is exercised), token count and the restored adapter weights.
 """
 
@@ -13,7 +13,8 @@ import torch
 
 from harness.config import TrainConfig
 from harness.models.loader import load_model
-from harness.train import train_adapter, validate_untrained
+from harness.train import objective_for, train_adapter, validate_untrained
+from harness.uniform_objective import UniformNoiseObjective
 from methods.registry import get_method
 from tests.diffusion_gemma_models import build_diffusion_gemma
 
@@ -50,6 +51,10 @@ PARAM_SUMS = [
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return build_diffusion_gemma(tmp_path_factory.mktemp("dgemma-train"))
+
+
+def test_uniform_noise_families_train_with_the_uniform_noise_objective(folder):
+    assert isinstance(objective_for(load_model(str(folder), "cpu")), UniformNoiseObjective)
 
 
 def test_uniform_noise_training_keeps_the_numbers_of_the_separate_loop(folder):

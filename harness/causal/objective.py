@@ -16,10 +16,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from harness.diffusion import build_sft_batch, noise_bin_edges
+from harness.diffusion import VALIDATION_SEED, build_sft_batch, noise_bin_edges
 
 Encoded = tuple[list[int], list[int]]
-VALIDATION_SEED = 1234
 
 
 def causal_batch(micro: Sequence[Encoded], tok, max_length: int | None):
