@@ -2,13 +2,15 @@
 
 :mod:`harness.pretrain` (the tiny dLLM, masked-diffusion loss) and :mod:`harness.pretrain_causal`
 (the tiny autoregressive base, next-token loss) differ in the model they build, the loss of one
-batch and how they decode an answer; everything else lives here once, so both bases are cached,
-trained on the same data mix, scheduled and reported the same way:
+batch and how they decode an answer (a :class:`BaseRecipe`); everything else lives here once, so
+both bases are cached, trained on the same data mix, scheduled and reported the same way:
 
 - the cache: one folder per config key under ``BENCH_CACHE``, built once under a file lock and
   renamed into place when complete (:func:`ensure_cached`, :func:`save_atomically`);
 - the data: one pool per synthetic family, one family per batch (:func:`family_pools`);
-- the loop: AdamW, linear warmup then cosine decay, clipping at 1 (:func:`run_pretraining`);
+- the config's fields and key (:class:`TinyBaseConfig`);
+- the loop: seeds, AdamW, linear warmup then cosine decay, clipping at 1 (:func:`pretrain_base`,
+  :func:`run_pretraining`);
 - the report: loss curve, parameters, time and the exact-match accuracy of greedy answers
   (:func:`pretraining_report`, :func:`exact_match_accuracy`).
 
@@ -25,10 +27,13 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -42,7 +47,79 @@ CHANCE = {"synth_math": 0.10, "synth_choice": 0.25, "synth_code": 1 / 6}
 REPORT_FILE = "pretrain_report.json"  # written last: a folder with it is a complete base
 
 Pair = tuple[list[int], list[int]]  # (prompt ids, answer ids)
-BatchLoss = Callable[[list[Pair], torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TinyBaseConfig:
+    """A tiny base's size, data and budget. The defaults are the tiny dLLM's; a base's own config
+    subclasses this with its version (and its budget where it differs)."""
+
+    version: ClassVar[int] = 0  # the base's version, hashed into the key
+
+    seed: int = 0
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 384
+    steps: int = 800
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 60
+    weight_decay: float = 0.01
+    examples_per_family: int = 8_000
+    eval_examples: int = 200  # per family, sampled after training for the report
+
+    def key(self) -> str:
+        """Identifies the weights: everything but the size of the after-training evaluation."""
+        return config_key(self, self.version)
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """What one kind of tiny base brings to :func:`pretrain_base`.
+
+    build: the wrapped, freshly initialised model (DiffusionLM / CausalLM) for the config.
+    batch_loss: the loss of one batch of pairs, drawing any noise from the given generator.
+    accuracy: exact-match accuracy per synthetic family on ``n`` validation examples each.
+    """
+
+    name: str  # "tiny dLLM": the progress bar's label
+    short: str  # "tiny base": the log's name for it
+    build: Callable[[TinyBaseConfig, object], nn.Module]
+    batch_loss: Callable[[nn.Module, list[Pair], torch.Generator], torch.Tensor]
+    accuracy: Callable[[nn.Module, int], dict[str, float]]
+
+
+def pretrain_base(
+    recipe: BaseRecipe,
+    config: TinyBaseConfig,
+    out_dir: Path,
+    show_progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:
+    """Train a fresh tiny base and save it (model, tokenizer, report) into ``out_dir``."""
+    from harness.models.tokenizer import CharTokenizer
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    tokenizer = CharTokenizer()
+    lm = recipe.build(config, tokenizer)
+    model = lm.backbone
+    pools = family_pools(tokenizer, config.examples_per_family, config.seed)
+    curve, train_time = run_pretraining(
+        model,
+        config,
+        pools,
+        lambda pairs, generator: recipe.batch_loss(lm, pairs, generator),
+        f"pretraining {recipe.name}",
+        show_progress,
+        on_step,
+    )
+    accuracy = recipe.accuracy(lm, config.eval_examples)
+    report = pretraining_report(config, model, curve, train_time, accuracy)
+    save_atomically(model, tokenizer, report, out_dir)
+    log.info("%s: %s", recipe.short, {k: report[k] for k in ("train_time_s", "accuracy")})
+    return report
 
 
 def cache_dir() -> Path:
@@ -102,7 +179,7 @@ def run_pretraining(
     model: nn.Module,
     config,
     pools: list[list[Pair]],
-    batch_loss: BatchLoss,
+    batch_loss: Callable[[list[Pair], torch.Generator], torch.Tensor],
     label: str,
     show_progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,

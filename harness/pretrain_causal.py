@@ -10,50 +10,35 @@ examples (every answer token is a target at every step) and the budget stays und
 
 from __future__ import annotations
 
-import logging
-import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from harness.base_pretraining import (
+    BaseRecipe,
+    TinyBaseConfig,
     cache_dir,
-    config_key,
     ensure_cached,
     exact_match_accuracy,
-    family_pools,
-    pretraining_report,
-    run_pretraining,
-    save_atomically,
+    pretrain_base,
 )
 from harness.causal.objective import causal_batch, next_token_loss
 from harness.models.causal import CausalLM
 from harness.models.dlm import ModelInfo
-from harness.models.tokenizer import CharTokenizer
-
-log = logging.getLogger(__name__)
 
 AR_BASE_VERSION = 1  # bump when the corpus, the architecture or this loop changes
 
 
 @dataclass(frozen=True)
-class CausalPretrainConfig:
-    seed: int = 0
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 384
-    steps: int = 600
-    batch_size: int = 64
-    lr: float = 3e-3
-    warmup_steps: int = 40
-    weight_decay: float = 0.01
-    examples_per_family: int = 8_000
-    eval_examples: int = 200
+class CausalPretrainConfig(TinyBaseConfig):
+    """The tiny causal base's pretraining: the tiny dLLM's sizes and data, fewer updates."""
 
-    def key(self) -> str:
-        return config_key(self, AR_BASE_VERSION)
+    version: ClassVar[int] = AR_BASE_VERSION
+
+    steps: int = 600
+    warmup_steps: int = 40
 
 
 def tiny_ar_base_dir(config: CausalPretrainConfig = CausalPretrainConfig()) -> Path:
@@ -71,7 +56,7 @@ def ensure_tiny_ar_base(
     )
 
 
-def build_tiny_ar(config: CausalPretrainConfig, tokenizer: CharTokenizer):
+def build_tiny_ar(config: TinyBaseConfig, tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     model_config = LlamaConfig(
@@ -91,27 +76,15 @@ def build_tiny_ar(config: CausalPretrainConfig, tokenizer: CharTokenizer):
     return LlamaForCausalLM(model_config)
 
 
-def pretrain_causal(config: CausalPretrainConfig, out_dir: Path, show_progress: bool = True):
-    """Train a fresh tiny causal LM and save it (model, tokenizer, report) into ``out_dir``."""
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    tokenizer = CharTokenizer()
+def build_tiny_causal_lm(config: TinyBaseConfig, tokenizer) -> CausalLM:
     model = build_tiny_ar(config, tokenizer)
-    lm = CausalLM(model, tokenizer, ModelInfo("tiny-ar", "tiny-ar", "pretraining"))
-    pools = family_pools(tokenizer, config.examples_per_family, config.seed)
+    return CausalLM(model, tokenizer, ModelInfo("tiny-ar", "tiny-ar", "pretraining"))
 
-    def batch_loss(pairs, _generator: torch.Generator) -> torch.Tensor:
-        ids, scored = causal_batch(pairs, tokenizer, None)
-        return next_token_loss(lm(ids), ids, scored, "answer_length")[0]
 
-    curve, train_time = run_pretraining(
-        model, config, pools, batch_loss, "pretraining tiny causal LM", show_progress
-    )
-    accuracy = evaluate_causal_base(lm, config.eval_examples)
-    report = pretraining_report(config, model, curve, train_time, accuracy)
-    save_atomically(model, tokenizer, report, out_dir)
-    log.info("tiny causal base: %s", {k: report[k] for k in ("train_time_s", "accuracy")})
-    return report
+def answer_next_token_loss(lm: CausalLM, pairs, _generator: torch.Generator) -> torch.Tensor:
+    """Next-token cross-entropy on the answer and its EOS, averaged per example."""
+    ids, scored = causal_batch(pairs, lm.tokenizer, None)
+    return next_token_loss(lm(ids), ids, scored, "answer_length")[0]
 
 
 def evaluate_causal_base(lm: CausalLM, n: int) -> dict[str, float]:
@@ -119,3 +92,17 @@ def evaluate_causal_base(lm: CausalLM, n: int) -> dict[str, float]:
     from harness.causal.decode import greedy_generate
 
     return exact_match_accuracy(lm.tokenizer, n, lambda prompts: greedy_generate(lm, prompts, 16))
+
+
+TINY_CAUSAL_LM = BaseRecipe(
+    "tiny causal LM",
+    "tiny causal base",
+    build_tiny_causal_lm,
+    answer_next_token_loss,
+    evaluate_causal_base,
+)
+
+
+def pretrain_causal(config: CausalPretrainConfig, out_dir: Path, show_progress: bool = True):
+    """Train a fresh tiny causal LM and save it (model, tokenizer, report) into ``out_dir``."""
+    return pretrain_base(TINY_CAUSAL_LM, config, out_dir, show_progress)
