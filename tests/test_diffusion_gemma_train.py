@@ -2,8 +2,9 @@
 
 The expected values were recorded on a tiny random-weight DiffusionGemma with the separate
 uniform-noise training loop that the objective replaced (harness/train_uniform.py at commit
-c71b3e9; one torch thread, CPU, fp32): training losses, validation losses per bin, the best step (not the last, so the
-best-checkpoint restore is exercised), token count and the restored adapter weights.
+c71b3e9; one torch thread, CPU, fp32): training losses, validation losses per bin, the best
+step (not the last, so the best-checkpoint restore is exercised), token count and the restored
+adapter weights.
 """
 
 from __future__ import annotations
