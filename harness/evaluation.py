@@ -84,14 +84,11 @@ def evaluate_masked(dlm, spec, examples, config, steps, seed, protocol, on_progr
     """bench's masked-diffusion sampler (generation) or Monte Carlo ELBO (likelihood)."""
     if protocol == "loglik":
         mc = LikelihoodConfig(mc_num=config.mc_num, batch_size=config.mc_batch_size, seed=seed)
-        return loglik_outcome(
-            dlm,
-            spec,
-            examples,
-            config,
-            lambda context, x: estimate_loglikelihood(dlm, context, x, mc).loglik,
-            on_progress,
-        )
+
+        def loglik(context, x):
+            return estimate_loglikelihood(dlm, context, x, mc).loglik
+
+        return loglik_outcome(dlm, spec, examples, config, loglik, on_progress)
     steps = steps or config.gen_length
     sampler = sampler_config(config, steps)
     generator = torch.Generator().manual_seed(seed)

@@ -22,11 +22,11 @@ from harness.config import TrainConfig
 from harness.diffusion import (
     VALIDATION_SEED,
     MaskingConfig,
-    build_sft_batch,
     diffusion_loss,
     mask_response,
     masked_token_ce,
     noise_bin_edges,
+    sft_batch_of,
 )
 from harness.models.dlm import DiffusionLM
 from harness.models.family import AUTOREGRESSIVE, MASKED_DIFFUSION
@@ -187,13 +187,7 @@ class DiffusionObjective:
     def micro_loss(self, dlm, adapter, micro, config: TrainConfig, generator, autocast):
         tok, device = dlm.tokenizer, dlm.device
         masking = MaskingConfig(config.masking, normalize=config.normalize)
-        ids, response = build_sft_batch(
-            [p for p, _ in micro],
-            [a for _, a in micro],
-            tok.eos_token_id,
-            config.max_length,
-            prefix=tok.bos_prefix,
-        )
+        ids, response = sft_batch_of(micro, tok, config.max_length)
         t = torch.rand(len(micro), generator=generator)
         batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
         with autocast:
@@ -253,13 +247,7 @@ def validation_loss(
         weighted_sum, ce_sum, tokens, count = 0.0, 0.0, 0, 0
         for start in range(0, len(val_data), config.batch_size):
             chunk = val_data[start : start + config.batch_size]
-            ids, response = build_sft_batch(
-                [p for p, _ in chunk],
-                [a for _, a in chunk],
-                tok.eos_token_id,
-                config.max_length,
-                prefix=tok.bos_prefix,
-            )
+            ids, response = sft_batch_of(chunk, tok, config.max_length)
             t = torch.full((len(chunk),), (lo + hi) / 2)
             batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
             with autocast_for(device):

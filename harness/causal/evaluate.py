@@ -34,14 +34,11 @@ def evaluate_causal(dlm, spec, examples, config, steps, seed, protocol, on_progr
     with the evaluation's settings."""
     settings = flow_settings(dlm, config, seed)
     if protocol == "loglik":
-        return loglik_outcome(
-            dlm,
-            spec,
-            examples,
-            config,
-            lambda context, x: causal_loglikelihood(dlm, context, x, settings).loglik,
-            on_progress,
-        )
+
+        def loglik(context, x):
+            return causal_loglikelihood(dlm, context, x, settings).loglik
+
+        return loglik_outcome(dlm, spec, examples, config, loglik, on_progress)
 
     def generate_batch(prompts, stats):
         return greedy_generate(dlm, prompts, config.gen_length, settings, stats)
