@@ -2,6 +2,9 @@
 settings (generation) or the Monte Carlo estimator (log-likelihood multiple choice).
 
 Scoring itself belongs to the task registry; this module only produces the model's outputs.
+:func:`evaluate` hands a base to the evaluation of its kind (:func:`evaluator_for`): the
+masked-diffusion one here, DiffusionGemma's in :mod:`harness.evaluation_uniform`, a causal LM's
+in :mod:`harness.causal.evaluate`; all of them build the outcome with :mod:`harness.eval_outcome`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from harness.causal.evaluate import evaluate_causal
 from harness.config import EvalConfig
 from harness.eval_outcome import (
     EvalOutcome,
@@ -18,6 +22,7 @@ from harness.eval_outcome import (
     loglik_outcome,
     resolve_protocol,
 )
+from harness.evaluation_uniform import evaluate_uniform
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
 from harness.models.family import AUTOREGRESSIVE, MASKED_DIFFUSION
@@ -67,17 +72,10 @@ def evaluate(
 
 def evaluator_for(dlm):
     """Next-token decoding and exact likelihood on an autoregressive base; on a denoiser, the
-    evaluation of its family's noise process (masking: bench's sampler and Monte Carlo ELBO;
-    uniform: DiffusionGemma's own generate)."""
+    evaluation of its family's noise process (:data:`DENOISING_EVALUATIONS`)."""
     if getattr(dlm, "objective", MASKED_DIFFUSION) == AUTOREGRESSIVE:
-        from harness.causal.evaluate import evaluate_causal
-
         return evaluate_causal
-    if dlm.family.noise_process == "uniform":
-        from harness.evaluation_uniform import evaluate_uniform
-
-        return evaluate_uniform
-    return evaluate_masked
+    return DENOISING_EVALUATIONS[dlm.family.noise_process]
 
 
 def evaluate_masked(dlm, spec, examples, config, steps, seed, protocol, on_progress):
@@ -99,3 +97,7 @@ def evaluate_masked(dlm, spec, examples, config, steps, seed, protocol, on_progr
     return generation_outcome(
         dlm, spec, examples, config, steps, generate_batch, sampler.label, on_progress
     )
+
+
+# masking: bench's sampler and Monte Carlo ELBO; uniform: DiffusionGemma's own generate.
+DENOISING_EVALUATIONS = {"masking": evaluate_masked, "uniform": evaluate_uniform}
