@@ -197,6 +197,7 @@ def run_cell(
             peak_memory_bytes=trained.peak_memory_bytes,
             train_load_avg=train_load.load_avg,
             train_cpu_share=train_load.cpu_share,
+            run_threads=train_load.run_threads,
         ),
         environment=dataclasses.replace(
             collect_environment(
@@ -364,6 +365,7 @@ def _with_evaluation(record, cell: CellConfig, task: str, split, outcomes, load=
         ),
         eval_load_avg=_weighted(record.costs.eval_load_avg, before, load, "load_avg", added),
         eval_cpu_share=_weighted(record.costs.eval_cpu_share, before, load, "cpu_share", added),
+        run_threads=record.costs.run_threads or (load.run_threads if load else None),
     )
     config = dict(record.config)
     config["sampling_steps"] = sorted({*config.get("sampling_steps", []), *entry.steps})

@@ -152,6 +152,17 @@ def build_sft_batch(
     return ids, response
 
 
+def sft_batch_of(pairs, tok, max_length: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`build_sft_batch` for encoded (prompt, answer) pairs with the tokenizer's EOS and
+    its family's BOS prefix: the batch every fine-tuning objective starts from."""
+    return build_sft_batch(
+        [p for p, _ in pairs], [a for _, a in pairs], tok.eos_token_id, max_length, tok.bos_prefix
+    )
+
+
+VALIDATION_SEED = 1234  # the same validation draws for every method, seed and objective
+
+
 def noise_bin_edges(bins: int = 10) -> list[tuple[float, float]]:
     return [(i / bins, (i + 1) / bins) for i in range(bins)]
 

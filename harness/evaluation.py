@@ -2,47 +2,41 @@
 settings (generation) or the Monte Carlo estimator (log-likelihood multiple choice).
 
 Scoring itself belongs to the task registry; this module only produces the model's outputs.
+:func:`evaluate` hands a base to the evaluation of its kind (:func:`evaluator_for`): the
+masked-diffusion one here, DiffusionGemma's in :mod:`harness.evaluation_uniform`, a causal LM's
+in :mod:`harness.causal.evaluate`; all of them build the outcome with :mod:`harness.eval_outcome`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 
+from harness.causal.evaluate import evaluate_causal
 from harness.config import EvalConfig
+from harness.eval_outcome import (
+    EvalOutcome,
+    chat_fn_for,
+    generation_outcome,
+    loglik_outcome,
+    resolve_protocol,
+)
+from harness.evaluation_uniform import evaluate_uniform
 from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
 from harness.models.dlm import DiffusionLM
-from harness.sampling import SamplerConfig, SamplingStats, generate
-from harness.train import autocast_for
+from harness.models.family import AUTOREGRESSIVE, MASKED_DIFFUSION
+from harness.sampling import SamplerConfig, generate
 
-
-@dataclass
-class EvalOutcome:
-    score: object  # tasks.evaluate.TaskScore
-    steps: int | None
-    eval_time_s: float
-    # rows x denoising forwards that actually ran (a step that commits nothing runs none, a row
-    # that already stopped is not in the forward): the time per sampling step divides by this
-    sampling_steps: int = 0
-    sampling_time_s: float = 0.0
-    predictions_file: str = ""  # set by the cell when it writes the predictions
-    sampler: str | None = None  # the fast-sampling label, generative protocol only
-    sampling: SamplingStats | None = None
-
-    @property
-    def time_per_sampling_step_s(self) -> float | None:
-        return self.sampling_time_s / self.sampling_steps if self.sampling_steps else None
-
-
-def chat_fn_for(dlm: DiffusionLM):
-    return lambda messages: dlm.tokenizer.chat(messages[-1]["content"])
-
-
-def resolve_protocol(spec, config: EvalConfig) -> str:
-    return spec.default_protocol if config.protocol == "auto" else config.protocol
+__all__ = [
+    "EvalOutcome",
+    "chat_fn_for",
+    "evaluate",
+    "evaluate_masked",
+    "evaluator_for",
+    "resolve_protocol",
+    "sampler_config",
+]  # EvalOutcome, chat_fn_for, resolve_protocol: re-exported from harness.eval_outcome
 
 
 def sampler_config(config: EvalConfig, steps: int) -> SamplerConfig:
@@ -70,72 +64,40 @@ def evaluate(
     seed: int,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> EvalOutcome:
-    from tasks import evaluate as task_eval
-
-    if dlm.family.noise_process == "uniform":  # DiffusionGemma: its own generate, no loglik
-        from harness.evaluation_uniform import evaluate_uniform
-
-        return evaluate_uniform(dlm, spec, examples, config, steps, seed, on_progress)
+    """The outcome of the task's protocol (``eval.protocol``, or the task's default) with the
+    evaluation of the base's kind (:func:`evaluator_for`)."""
     protocol = resolve_protocol(spec, config)
-    if getattr(dlm, "objective", "masked-diffusion") == "autoregressive":
-        from harness.causal.evaluate import evaluate_causal
+    return evaluator_for(dlm)(dlm, spec, examples, config, steps, seed, protocol, on_progress)
 
-        return evaluate_causal(
-            dlm, spec, examples, config, steps, seed, protocol, on_progress, chat_fn_for(dlm)
-        )
-    start = time.perf_counter()
+
+def evaluator_for(dlm):
+    """Next-token decoding and exact likelihood on an autoregressive base; on a denoiser, the
+    evaluation of its family's noise process (:data:`DENOISING_EVALUATIONS`)."""
+    if getattr(dlm, "objective", MASKED_DIFFUSION) == AUTOREGRESSIVE:
+        return evaluate_causal
+    return DENOISING_EVALUATIONS[dlm.family.noise_process]
+
+
+def evaluate_masked(dlm, spec, examples, config, steps, seed, protocol, on_progress):
+    """bench's masked-diffusion sampler (generation) or Monte Carlo ELBO (likelihood)."""
     if protocol == "loglik":
-        score = _loglik(dlm, spec, examples, config, seed, on_progress)
-        return EvalOutcome(score, None, time.perf_counter() - start)
+        mc = LikelihoodConfig(mc_num=config.mc_num, batch_size=config.mc_batch_size, seed=seed)
+
+        def loglik(context, x):
+            return estimate_loglikelihood(dlm, context, x, mc).loglik
+
+        return loglik_outcome(dlm, spec, examples, config, loglik, on_progress)
     steps = steps or config.gen_length
     sampler = sampler_config(config, steps)
-    prompts = task_eval.generation_prompts(spec, examples, config.template, chat_fn_for(dlm))
-    encoded = [dlm.tokenizer.encode_prompt(p) for p in prompts]
-    # Similar lengths together: less left padding per batch. Results are reordered back.
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    outputs: list[str] = [""] * len(encoded)
     generator = torch.Generator().manual_seed(seed)
-    stats = SamplingStats()
-    done = 0
-    for start_i in range(0, len(order), config.batch_size):
-        chunk = order[start_i : start_i + config.batch_size]
-        with autocast_for(dlm.device):
-            generated = generate(
-                dlm, [encoded[i] for i in chunk], sampler, generator=generator, stats=stats
-            )
-        for i, ids in zip(chunk, generated, strict=True):
-            outputs[i] = dlm.tokenizer.decode(ids)
-        done += len(chunk)
-        if on_progress is not None:
-            on_progress(done, len(order))
-    score = task_eval.score_generations(spec, examples, outputs)
-    elapsed = time.perf_counter() - start
-    return EvalOutcome(
-        score,
-        steps,
-        elapsed,
-        sampling_steps=stats.row_forwards,
-        sampling_time_s=stats.time_s,
-        sampler=sampler.label,
-        sampling=stats,
+
+    def generate_batch(prompts, stats):
+        return generate(dlm, prompts, sampler, generator=generator, stats=stats)
+
+    return generation_outcome(
+        dlm, spec, examples, config, steps, generate_batch, sampler.label, on_progress
     )
 
 
-def _loglik(dlm, spec, examples, config: EvalConfig, seed: int, on_progress):
-    from tasks import evaluate as task_eval
-
-    requests = task_eval.loglik_requests(spec, examples, config.template, chat_fn_for(dlm))
-    mc = LikelihoodConfig(mc_num=config.mc_num, batch_size=config.mc_batch_size, seed=seed)
-    tok = dlm.tokenizer
-    rows = []
-    for n, pairs in enumerate(requests, start=1):
-        with autocast_for(dlm.device):
-            rows.append(
-                [
-                    estimate_loglikelihood(dlm, tok.encode_prompt(c), tok.encode(x), mc).loglik
-                    for c, x in pairs
-                ]
-            )
-        if on_progress is not None:
-            on_progress(n, len(requests))
-    return task_eval.score_loglik(spec, examples, rows)
+# masking: bench's sampler and Monte Carlo ELBO; uniform: DiffusionGemma's own generate.
+DENOISING_EVALUATIONS = {"masking": evaluate_masked, "uniform": evaluate_uniform}

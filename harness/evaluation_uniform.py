@@ -18,14 +18,10 @@ or ``schedule`` (see :mod:`harness.uniform_noise`).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-
 from harness.config import EvalConfig
 from harness.errors import BenchError
-from harness.sampling import SamplingStats
+from harness.eval_outcome import generation_outcome
 from harness.sampling.diffusion_gemma import GemmaSamplingConfig, generate_canvas
-from harness.train import autocast_for
 
 LEVEL_NAMES = {"drawn": "drawn", "response": "drawn", "schedule": "schedule"}
 
@@ -53,19 +49,8 @@ def uniform_sampling_config(
     )
 
 
-def evaluate_uniform(
-    dlm,
-    spec,
-    examples: Sequence,
-    config: EvalConfig,
-    steps: int | None,
-    seed: int,
-    on_progress: Callable[[int, int], None] | None = None,
-):
-    from harness.evaluation import EvalOutcome, chat_fn_for, resolve_protocol
-    from tasks import evaluate as task_eval
-
-    protocol = resolve_protocol(spec, config)
+def evaluate_uniform(dlm, spec, examples, config, steps, seed, protocol, on_progress):
+    """The generation protocol through DiffusionGemma's own ``generate``; ``loglik`` stops."""
     if protocol == "loglik":
         other = " (set eval.protocol=gen)" if "gen" in spec.protocols else ""
         raise BenchError(
@@ -73,28 +58,11 @@ def evaluate_uniform(
             f"DiffusionGemma (no ELBO estimator for uniform renoising in bench){other}"
         )
     sampling = uniform_sampling_config(config, steps, seed)
-    start = time.perf_counter()
-    prompts = task_eval.generation_prompts(spec, examples, config.template, chat_fn_for(dlm))
-    encoded = [dlm.tokenizer.encode_prompt(p) for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    outputs: list[str] = [""] * len(encoded)
-    stats = SamplingStats()
-    for start_i in range(0, len(order), config.batch_size):
-        chunk = order[start_i : start_i + config.batch_size]
-        with autocast_for(dlm.device):
-            generated, _ = generate_canvas(dlm, [encoded[i] for i in chunk], sampling, stats)
-        for i, ids in zip(chunk, generated, strict=True):
-            outputs[i] = dlm.tokenizer.decode(ids)
-        if on_progress is not None:
-            on_progress(start_i + len(chunk), len(order))
-    score = task_eval.score_generations(spec, examples, outputs)
+
+    def generate_batch(prompts, stats):
+        return generate_canvas(dlm, prompts, sampling, stats)[0]
+
     label = f"diffusion_gemma.generate(noise_level={sampling.noise_level})"
-    return EvalOutcome(
-        score,
-        steps,
-        time.perf_counter() - start,
-        sampling_steps=stats.row_forwards,
-        sampling_time_s=stats.time_s,
-        sampler=label,
-        sampling=stats,
+    return generation_outcome(
+        dlm, spec, examples, config, steps, generate_batch, label, on_progress
     )

@@ -26,10 +26,11 @@ from harness.config import (
     is_tiny,
 )
 from harness.errors import BenchError
+from tasks.registry import GROUPS
 
 # The demo's tasks are the families the tiny base never saw (tasks/unseen.py): on the
 # in-distribution families the base already scores 40-50% and fine-tuning has little to show.
-DEMO_TASKS = ("synth_math_unseen", "synth_choice_vowel", "synth_code_unseen")
+DEMO_TASKS = GROUPS["unseen"]
 DEMO_METHODS = ("base", "lora", "dora", "static_core", "nara")
 UNTRAINED_SEED = 0  # the seed recorded for cells of methods that train nothing (``base``)
 

@@ -2,9 +2,12 @@
 
 A time measured while other processes share the cores says little about the method (two runs on
 2 cores once made NaRA's time per sampling step look 100x LoRA's). For each timed phase we
-record the 1-minute load average (the larger of its values at the start and the end) and this
-process's CPU share: CPU seconds used / (wall seconds x the threads it runs with). A quiet
-machine gives a share near 1 and a load near the thread count.
+record the 1-minute load average (the larger of its values at the start and the end), this
+process's CPU share: CPU seconds used by it and by the children it waited for (the code sandbox's
+programs are the cell's own work) / (wall seconds x the threads it runs with), and the threads
+the whole run puts on this host (all of its workers: ``BENCH_RUN_THREADS``, set by the
+executors). A quiet machine gives a share near 1 and a load near the run's own threads; a run
+of two one-thread workers on two cores is not contended by itself.
 """
 
 from __future__ import annotations
@@ -17,19 +20,54 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 MIN_CPU_SHARE = 0.75  # below this the process did not get the cores it asked for
-LOAD_PER_CORE = 1.5  # a load average above this many runnable threads per core is contention
+# Contention is load beyond the run's own threads: more than this many other runnable threads per
+# core (0.5: others ask for half the machine). With the run's threads unknown (records written
+# before they were recorded) the run counts as one thread per core: flagged above 1.5 per core.
+OTHERS_PER_CORE = 0.5
+RUN_THREADS_ENV = "BENCH_RUN_THREADS"  # threads of all of this run's workers on this host
+WORKER_THREADS_ENV = "BENCH_WORKER_THREADS"  # threads of this worker (its sandbox's share)
 
 
 @dataclass
 class PhaseLoad:
     load_avg: float | None = None
     cpu_share: float | None = None
+    run_threads: int | None = None
     wall_s: float = 0.0
 
 
 def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """This process's CPU time and that of its children it has waited for (the sandbox)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _env_int(name: str) -> int | None:
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def run_threads(threads: int) -> int:
+    """The threads the whole run puts on this host; this process's own when no executor said."""
+    return _env_int(RUN_THREADS_ENV) or threads
+
+
+def worker_threads_hint() -> int | None:
+    """This worker's threads, as its executor set them (None outside an executor's worker)."""
+    return _env_int(WORKER_THREADS_ENV)
+
+
+def announce_threads(worker: int, run: int | None) -> None:
+    """Called by an executor in each worker: its own threads and the run's on this host."""
+    os.environ[WORKER_THREADS_ENV] = str(worker)
+    if run is not None:
+        os.environ[RUN_THREADS_ENV] = str(run)
+    else:
+        os.environ.pop(RUN_THREADS_ENV, None)
 
 
 def _load_avg() -> float | None:
@@ -45,7 +83,7 @@ def measure_load(threads: int | None = None) -> Iterator[PhaseLoad]:
     import torch
 
     threads = threads or torch.get_num_threads()
-    sample = PhaseLoad()
+    sample = PhaseLoad(run_threads=run_threads(threads))
     load_start, cpu_start, wall_start = _load_avg(), _cpu_seconds(), time.perf_counter()
     try:
         yield sample
@@ -59,9 +97,20 @@ def measure_load(threads: int | None = None) -> Iterator[PhaseLoad]:
             sample.cpu_share = round(share, 3)
 
 
-def contended(load_avg: float | None, cpu_share: float | None, cores: int | None = None) -> bool:
-    """Whether a phase with these figures was timed on a busy machine."""
+def load_limit(cores: int, run_threads: int | None) -> float:
+    """The load average above which a phase counts as contended."""
+    return (run_threads if run_threads is not None else cores) + OTHERS_PER_CORE * cores
+
+
+def contended(
+    load_avg: float | None,
+    cpu_share: float | None,
+    cores: int | None = None,
+    run_threads: int | None = None,
+) -> bool:
+    """Whether a phase with these figures was timed on a busy machine: this process did not get
+    its cores, or others asked for more than half the machine beyond the run's own threads."""
     cores = cores or os.cpu_count() or 1
     if cpu_share is not None and cpu_share < MIN_CPU_SHARE:
         return True
-    return load_avg is not None and load_avg > LOAD_PER_CORE * cores
+    return load_avg is not None and load_avg > load_limit(cores, run_threads)

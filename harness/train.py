@@ -1,5 +1,6 @@
 """Fine-tuning of one adapter with the masked-diffusion SFT loss (or, on an autoregressive base,
-next-token loss: ``harness.causal.objective``): one readable loop.
+next-token loss: ``harness.causal.objective``; on a uniform-noise family, the canvas loss:
+``harness.uniform_objective``): one readable loop, the objective chosen by :func:`objective_for`.
 
 Every method trains through this loop with the same data order, the same per-example noise levels
 and the same validation draws (for a given seed), so differences come from the method alone.
@@ -16,18 +17,20 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.causal.objective import CausalObjective
 from harness.config import TrainConfig
 from harness.diffusion import (
+    VALIDATION_SEED,
     MaskingConfig,
-    build_sft_batch,
     diffusion_loss,
     mask_response,
     masked_token_ce,
     noise_bin_edges,
+    sft_batch_of,
 )
 from harness.models.dlm import DiffusionLM
-
-VALIDATION_SEED = 1234  # the same validation draws for every method and seed
+from harness.models.family import AUTOREGRESSIVE, MASKED_DIFFUSION
+from harness.uniform_objective import UniformNoiseObjective
 
 
 @dataclass
@@ -103,10 +106,6 @@ def train_adapter(
     on_update: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
     """Train ``adapter``'s parameters; at the end the best validation checkpoint is loaded."""
-    if dlm.family.noise_process == "uniform":  # DiffusionGemma: its own batch and loss
-        from harness.train_uniform import train_uniform
-
-        return train_uniform(dlm, adapter, train_data, val_data, config, seed, on_update)
     device = dlm.device
     objective = objective_for(dlm)
     params = adapter.trainable_parameters()
@@ -169,17 +168,6 @@ def validate_untrained(
     """The validation loss per noise bin of a model that is not trained (the base model), with
     exactly the draws :func:`train_adapter` uses, so its curve sits beside the adapters'."""
     dlm.eval()
-    if dlm.family.noise_process == "uniform":
-        from harness.train_uniform import validation_loss_uniform
-
-        result = TrainResult(updates=0)
-        if val_data:
-            result.val_bins = validation_loss_uniform(dlm, val_data, config)
-            result.best_val_loss = sum(b["weighted_loss"] for b in result.val_bins) / len(
-                result.val_bins
-            )
-        result.peak_memory_bytes = peak_memory_bytes(dlm.device)
-        return result
     result = TrainResult(updates=0)
     if val_data:
         objective = objective_for(dlm)
@@ -199,13 +187,7 @@ class DiffusionObjective:
     def micro_loss(self, dlm, adapter, micro, config: TrainConfig, generator, autocast):
         tok, device = dlm.tokenizer, dlm.device
         masking = MaskingConfig(config.masking, normalize=config.normalize)
-        ids, response = build_sft_batch(
-            [p for p, _ in micro],
-            [a for _, a in micro],
-            tok.eos_token_id,
-            config.max_length,
-            prefix=tok.bos_prefix,
-        )
+        ids, response = sft_batch_of(micro, tok, config.max_length)
         t = torch.rand(len(micro), generator=generator)
         batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
         with autocast:
@@ -218,12 +200,16 @@ class DiffusionObjective:
         return validation_loss(dlm, val_data, config, masking)
 
 
-def objective_for(dlm):
-    """The training objective of the base's kind (``dlm.objective``)."""
-    from harness.causal.objective import CausalObjective
+# A denoiser's objective follows how its family corrupts text (Family.noise_process).
+DENOISING_OBJECTIVES = {"masking": DiffusionObjective, "uniform": UniformNoiseObjective}
 
-    objectives = {"masked-diffusion": DiffusionObjective, "autoregressive": CausalObjective}
-    return objectives[getattr(dlm, "objective", "masked-diffusion")]()
+
+def objective_for(dlm):
+    """The training objective of the base: next-token loss on an autoregressive base
+    (``dlm.objective``), else the loss of its family's noise process."""
+    if getattr(dlm, "objective", MASKED_DIFFUSION) == AUTOREGRESSIVE:
+        return CausalObjective()
+    return DENOISING_OBJECTIVES[dlm.family.noise_process]()
 
 
 def _to(batch, device):
@@ -261,13 +247,7 @@ def validation_loss(
         weighted_sum, ce_sum, tokens, count = 0.0, 0.0, 0, 0
         for start in range(0, len(val_data), config.batch_size):
             chunk = val_data[start : start + config.batch_size]
-            ids, response = build_sft_batch(
-                [p for p, _ in chunk],
-                [a for _, a in chunk],
-                tok.eos_token_id,
-                config.max_length,
-                prefix=tok.bos_prefix,
-            )
+            ids, response = sft_batch_of(chunk, tok, config.max_length)
             t = torch.full((len(chunk),), (lo + hi) / 2)
             batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
             with autocast_for(device):

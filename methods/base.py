@@ -190,18 +190,26 @@ class Adapter:
         return None
 
     def save(self, folder: str | Path) -> Path:
-        """peft's folder (adapter_config.json + adapter_model.safetensors) + bench_method.json."""
+        """The adapter's weights (:meth:`save_weights`) + bench_method.json
+        (:meth:`method_record`); methods change those two, not this."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        self.save_weights(folder)
+        (folder / METHOD_FILE).write_text(json.dumps(self.method_record(), indent=2) + "\n")
+        return folder
+
+    def save_weights(self, folder: Path) -> None:
+        """peft's folder (adapter_config.json + adapter_model.safetensors)."""
         self.peft_model.save_pretrained(str(folder))
-        record = {
+
+    def method_record(self) -> dict[str, Any]:
+        """What :func:`read_method_record` reads back: the method, its config and scale."""
+        return {
             "format": FORMAT_VERSION,
             "method": self.method.name,
             "config": self.config.to_dict(),
             "scale": self.config.scale,
         }
-        (folder / METHOD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return folder
 
     def merge(self) -> None:
         """Fold the update into the base weights (reversible with :meth:`unmerge`)."""

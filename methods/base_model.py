@@ -8,7 +8,6 @@ normalises them), so it is evaluated once per task and sampler setting and cache
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +15,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from harness.errors import BenchError
-from methods.base import FORMAT_VERSION, METHOD_FILE, Adapter, Method, ParamCounts
+from methods.base import FORMAT_VERSION, Adapter, Method, ParamCounts
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,11 @@ class NoAdapter(Adapter):
         total = sum(p.numel() for p in self.dlm.parameters())
         return ParamCounts(trainable=0, total=total, adapter=0)
 
-    def save(self, folder: str | Path) -> Path:
-        """Only ``bench_method.json``, so that the folder loads like any adapter folder."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        record = {"format": FORMAT_VERSION, "method": "base", "config": {}, "scale": 0.0}
-        (folder / METHOD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return folder
+    def save_weights(self, folder: Path) -> None:
+        """No weights: only ``bench_method.json``, so the folder loads like any adapter folder."""
+
+    def method_record(self) -> dict:
+        return {"format": FORMAT_VERSION, "method": "base", "config": {}, "scale": 0.0}
 
     def merge(self) -> None:
         """Nothing to fold in."""

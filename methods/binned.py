@@ -21,7 +21,6 @@ bin that t falls in as a plain peft LoRA folder.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from harness.errors import BenchError
-from methods.base import METHOD_FILE, Adapter, Method, MethodConfig, _help, read_method_record
+from methods.base import Adapter, Method, MethodConfig, _help, read_method_record
 from methods.binned_layer import BinnedLoraLinear, BinRouter, bin_edges, bin_name, bin_of
 from methods.peft_guard import CONFIG_FILE, mark_bench_only, read_lora_config
 from methods.targets import resolve_targets
@@ -80,20 +79,18 @@ class BinnedAdapter(Adapter):
         suffix = f".{bin_name(k)}.weight"
         return [p for n, p in self.peft_model.named_parameters() if n.endswith(suffix)]
 
-    def save(self, folder: str | Path) -> Path:
-        """One peft sub-folder per bin, bench-only markers, and bench_method.json."""
+    def save_weights(self, folder: Path) -> None:
+        """One peft sub-folder per bin, bench-only markers (bench_method.json: the bins too)."""
         # peft writes every adapter not named "default" into a sub-folder of its name
-        folder = super().save(folder)
+        super().save_weights(folder)
         for name in self.bin_names:
             mark_bench_only(folder / name, self.method.name)
         shutil.copy2(folder / self.bin_names[0] / CONFIG_FILE, folder / CONFIG_FILE)
-        record = json.loads((folder / METHOD_FILE).read_text())
-        record["bins"] = {
-            name: list(edge)
-            for name, edge in zip(self.bin_names, bin_edges(self.config.bins), strict=True)
-        }
-        (folder / METHOD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return folder
+
+    def method_record(self) -> dict:
+        edges = bin_edges(self.config.bins)
+        bins = {name: list(edge) for name, edge in zip(self.bin_names, edges, strict=True)}
+        return {**super().method_record(), "bins": bins}
 
     def merge(self) -> None:
         raise BenchError("binned LoRA uses another adapter per noise bin: use merge_at(dlm, t)")

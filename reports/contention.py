@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.load import LOAD_PER_CORE, MIN_CPU_SHARE, contended
+from harness.load import MIN_CPU_SHARE, OTHERS_PER_CORE, contended
 from results.schema import Record
 
 PHASES = (("training", "train"), ("evaluation", "eval"))
@@ -24,7 +24,7 @@ def contention_notes(records: list[Record]) -> list[str]:
             if load is None and share is None:
                 continue
             measured += 1
-            if contended(load, share):
+            if contended(load, share, run_threads=r.costs.run_threads):
                 busy[r.method] += 1
                 worst_load = max(worst_load, load or 0.0)
                 worst_share = min(worst_share, share if share is not None else 1.0)
@@ -33,8 +33,9 @@ def contention_notes(records: list[Record]) -> list[str]:
             notes.append(
                 f"**Contended timings**: the {label} of {sum(busy.values())} of {measured} cells "
                 f"({who}) ran on a busy machine (1-min load average up to {worst_load:.1f}, CPU "
-                f"share down to {worst_share:.0%}; flagged above {LOAD_PER_CORE:g} per core or "
-                f"below {MIN_CPU_SHARE:.0%}). Their {label} times are not comparable; rerun on a "
+                f"share down to {worst_share:.0%}; flagged when others ran more than "
+                f"{OTHERS_PER_CORE:g} thread per core beyond the run's own workers' threads, or "
+                f"the cell's CPU share was below {MIN_CPU_SHARE:.0%}). Their {label} times are not comparable; rerun on a "
                 "quiet machine before reading cost ratios."
             )
     return notes

@@ -204,6 +204,9 @@ class Costs:
     train_cpu_share: float | None = None
     eval_load_avg: float | None = None
     eval_cpu_share: float | None = None
+    # The threads the whole run put on this host (all its workers), against which the load is
+    # read; None in records written before it was recorded.
+    run_threads: int | None = None
     # Seconds this cell's worker spent loading the base model: 0.0 when it reused the base it
     # already held (harness/executors/model_cache.py), None in records written before reuse.
     model_load_s: float | None = None

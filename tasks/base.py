@@ -1,7 +1,7 @@
 """Typed records shared by every task: examples, provenance of a loaded split, and the task spec.
 
 A task is declared as one small `TaskSpec` (see `tasks/commonsense.py`, `tasks/math_tasks.py`,
-`tasks/code_tasks.py`, `tasks/synthetic_tasks.py`); loading lives in `tasks/sources.py`, prompts in
+`tasks/code_tasks.py`, `tasks/synthetic_tasks.py`); loading lives in `tasks/sources/`, prompts in
 `tasks/prompts.py`, scoring in `tasks/scoring.py` and `tasks/evaluate.py`.
 """
 

@@ -1,4 +1,4 @@
-"""What `bench list tasks` and `bench score` call (the typer wiring lives in harness/cli.py)."""
+"""What `bench list tasks` and `bench score` call (the typer wiring lives in harness/cli/)."""
 
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from harness.load import worker_threads_hint
+
 log = logging.getLogger(__name__)
 
 RUNNER = Path(__file__).with_name("_sandbox_runner.py")
@@ -303,9 +305,11 @@ def _run(
 def run_programs(
     sources: Sequence[str], limits: Limits | None = None, workers: int | None = None
 ) -> list[ExecResult]:
-    """Run many programs in parallel (threads launching subprocesses), results in input order."""
+    """Run many programs in parallel (threads launching subprocesses), results in input order.
+    By default one program per core, or per thread of this worker when an executor runs several
+    workers side by side (their sandboxes would otherwise oversubscribe the cores)."""
     if not sources:
         return []
-    workers = workers or max(1, os.cpu_count() or 1)
+    workers = workers or worker_threads_hint() or max(1, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=min(workers, len(sources))) as pool:
         return list(pool.map(lambda s: run_program(s, limits), sources))

@@ -11,8 +11,13 @@ run has something to learn:
 - ``synth_choice_vowel``: pick the only vowel among four letters (4-way choice; the demo's);
 - ``synth_choice_unseen``: pick the only even (or the only odd) digit of four (4-way choice), a
   harder variant: the demo budget does not teach it (about +12 points over the base);
-- ``synth_code_unseen``: one-line Python from I/O examples with operations absent from the mix
-  (``x[-1]``, ``len(x)``, ``x[1]``), scored by hidden asserts in the sandbox.
+- ``synth_code_slice``: slicing and indexing asked for in words, HumanEval's shape (a description,
+  then the code): "First 2." -> ``x[:2]``, "Last 2." -> ``x[-2:]``, "Drop 2." -> ``x[2:]``,
+  "Item 2." -> ``x[2]`` for k = 1..3, with one I/O example; scored by hidden asserts in the
+  sandbox (the demo's code family: the base scores 0, LoRA about 55% with the family's budget);
+- ``synth_code_unseen``: one-line Python from I/O examples alone with operations absent from the
+  mix (``x[-1]``, ``len(x)``, ``x[1]``), a harder variant: telling x[1] from x[-1] by their
+  outputs is a rule the demo budget does not teach (LoRA collapses to one expression, +21 points).
 
 Why the choice families score BELOW chance before training: they are scored by generation (the
 tiny model's default protocol for every synthetic task), and the base, asked a question it never
@@ -99,12 +104,19 @@ TINY_DEFAULTS: dict[str, dict[str, dict]] = {
     "synth_math_unseen": {"train": {"steps": 200, "val_every": 100}, "eval": {"limit": 500}},
     "synth_choice_vowel": {"train": {"steps": 300, "val_every": 100}, "eval": {"limit": 500}},
     "synth_code_unseen": {"eval": {"limit": 300}},
+    # 80 updates of 32 leave LoRA at 16%; 400 of 16 at lr 4e-3 reach 54-56% (two seeds) for the
+    # compute of 200 of 32 (33-36% at lr 4e-3): more, smaller updates teach this family faster.
+    "synth_code_slice": {
+        "train": {"steps": 400, "batch_size": 16, "lr": 4e-3, "val_every": 200},
+        "eval": {"limit": 500},
+    },
 }
 TEST_SIZES = {
     "synth_math_unseen": 500,
     "synth_choice_vowel": 500,
     "synth_choice_unseen": 400,  # about 500 distinct test prompts exist
     "synth_code_unseen": 400,
+    "synth_code_slice": 600,
 }
 
 
@@ -135,6 +147,40 @@ def _code_unseen_item(rng: random.Random) -> dict:
     }
 
 
+# Slicing and indexing, asked for in words (the HumanEval shape: a description, then the code).
+# Neither the words nor these expressions are in the pretraining mix (its only slice is x[::-1],
+# its only index x[0]).
+SLICE_OPS: dict[str, tuple[str, Callable[[list[int], int], object]]] = {
+    "First": ("x[:{k}]", lambda x, k: x[:k]),
+    "Last": ("x[-{k}:]", lambda x, k: x[-k:]),
+    "Drop": ("x[{k}:]", lambda x, k: x[k:]),
+    "Item": ("x[{k}]", lambda x, k: x[k]),
+}
+
+
+def _long_list(rng: random.Random) -> list[int]:
+    return [rng.randint(0, 9) for _ in range(rng.randint(4, 6))]
+
+
+def _code_slice_item(rng: random.Random) -> dict:
+    """ "First 2." -> ``x[:2]``: four slicing/indexing words times k = 1..3, with one I/O example
+    (the prompt's variety, and a second cue). Hidden asserts on lists of 4-6 digits, so every k
+    is in range; a wrong word or a wrong k fails them (checked when the family is drawn)."""
+    word = rng.choice(list(SLICE_OPS))
+    k = rng.randint(1, 3)
+    template, fn = SLICE_OPS[word]
+    shown = _long_list(rng)
+    hidden = [_long_list(rng) for _ in range(3)]
+    tests = "\n".join(f"assert f({_show(x)}) == {_show(fn(x, k))}" for x in hidden)
+    return {
+        "prompt": f"{word} {k}. f({_show(shown)})={_show(fn(shown, k))}; def f(x): return",
+        "answer": " " + template.format(k=k),
+        "tests": tests,
+        "entry_point": "f",
+        "meta": {"op": word.lower()},
+    }
+
+
 UNSEEN_TASKS: dict[str, SyntheticFamily] = {
     f.name: f
     for f in (
@@ -156,6 +202,12 @@ UNSEEN_TASKS: dict[str, SyntheticFamily] = {
         SyntheticFamily(
             "synth_code_unseen", "code", "x[-1], len(x), x[1] from I/O (unseen)", _code_unseen_item
         ),
+        SyntheticFamily(
+            "synth_code_slice",
+            "code",
+            "slicing/indexing from words: First/Last/Drop/Item k (unseen)",
+            _code_slice_item,
+        ),
     )
 }
 
@@ -164,4 +216,5 @@ CHANCE = {
     "synth_choice_vowel": 0.25,
     "synth_choice_unseen": 0.25,
     "synth_code_unseen": 1 / 3,
+    "synth_code_slice": 0.0,
 }

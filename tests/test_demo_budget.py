@@ -25,6 +25,9 @@ def test_a_tasks_tiny_defaults_apply_before_set_and_limit_and_only_to_it():
     math, code = _cell(["synth_math_unseen"]), _cell(["synth_code_unseen"])
     assert (math.train.steps, math.eval.limit, code.eval.limit) == (200, 500, 300)
     assert code.train.steps == 80
+    slice_ = _cell(["synth_code_slice"])
+    assert (slice_.train.steps, slice_.train.batch_size, slice_.train.lr) == (400, 16, 4e-3)
+    assert slice_.eval.limit == 500
     assert _cell(["synth_choice"]).eval.limit == 200  # the synthetic defaults
     assert _cell(["synth_choice_vowel"], **{"train.steps": [50]}).train.steps == 50
     spec = {"methods": ["lora"], "tasks": ["synth_choice_vowel"], "limit": 40}

@@ -137,6 +137,10 @@ def test_a_local_worker_killed_mid_cell_is_retried_on_another_worker(small_base,
     placement = retried.environment.placement
     assert placement["attempt"] == 2 and placement["pid"] != killed[0]
     assert placement["worker"] != died[0]["worker"]
+    from harness.executors.local import worker_threads
+
+    # every cell knows the threads of the whole run on this host (both workers), for the load
+    assert {r.costs.run_threads for r in records} == {2 * worker_threads(["cpu", "cpu"], "cpu")}
     assert Counter(e["cell"] for e in events if e["event"] == "done") == {
         r.cell_id: 1 for r in records
     }

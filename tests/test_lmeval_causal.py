@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-import harness.lmeval as lmeval
+import harness.lmeval.model as lmeval_model
 from harness.lmeval import BenchDLLM, run_lm_eval
 from methods.registry import get_method
 from results.schema import Record
@@ -48,8 +48,8 @@ def no_diffusion(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a diffusion estimator was called on a causal base")
 
-    monkeypatch.setattr(lmeval, "estimate_loglikelihood", refuse)
-    monkeypatch.setattr(lmeval, "generate", refuse)
+    monkeypatch.setattr(lmeval_model, "estimate_loglikelihood", refuse)
+    monkeypatch.setattr(lmeval_model, "generate", refuse)
 
 
 def _logprob(backbone, prefix: list[int], target: list[int]) -> float:

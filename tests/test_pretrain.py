@@ -8,7 +8,9 @@ import os
 
 import pytest
 
-from harness.pretrain import CHANCE, ensure_tiny_base, pretrain, tiny_base_dir
+from harness.base_pretraining import CHANCE
+from harness.pretrain import PretrainConfig, ensure_tiny_base, pretrain, tiny_base_dir
+from harness.pretrain_causal import CausalPretrainConfig, tiny_ar_base_dir
 from tests.conftest import SMALL_BASE
 
 QUICK = SMALL_BASE
@@ -25,6 +27,17 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(tmp_path):
         tmp_path / "b" / "model.safetensors"
     ).read_bytes()
     assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_default_bases_keep_their_cache_keys():
+    """The folders the cached default bases live in (a change here retrains both: bump
+    BASE_VERSION / AR_BASE_VERSION on purpose, never by accident)."""
+    assert PretrainConfig().key() == "418d20c5645d"
+    assert CausalPretrainConfig().key() == "0ee9d96aa988"
+    assert tiny_base_dir().name == "tiny-base-418d20c5645d"
+    assert tiny_ar_base_dir().name == "tiny-ar-base-0ee9d96aa988"
+    assert PretrainConfig(eval_examples=5).key() == PretrainConfig().key()
+    assert PretrainConfig(steps=801).key() != PretrainConfig().key()
 
 
 def test_ensure_tiny_base_builds_once_into_the_cache(tmp_path, monkeypatch):

@@ -132,7 +132,7 @@ def test_plain_bench_run_is_the_demo_preset(monkeypatch, capsys):
     code, stdout, _ = run_cli(["run", "--dry-run"], monkeypatch, capsys)
     demo = load_preset("demo")
     assert code == 0 and "runs/demo" in stdout
-    assert demo["tasks"] == ["synth_math_unseen", "synth_choice_vowel", "synth_code_unseen"]
+    assert demo["tasks"] == ["synth_math_unseen", "synth_choice_vowel", "synth_code_slice"]
     assert "base" in demo["methods"]
     text = " ".join(stdout.split())
     for task in demo["tasks"]:

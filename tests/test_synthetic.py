@@ -57,9 +57,15 @@ def test_unseen_families_are_absent_from_the_pretraining_mix():
         "Vowel",
         "len(x)",
         "x[-1]",
+        "First",
+        "Last",
+        "Drop",
+        "Item",
     )
     for marker in markers:
         assert marker not in text, marker
+    slices = {ex.target.strip() for ex in make_split("synth_code_slice", "train", 500, seed=0)}
+    assert len(slices) == 12 and not any(expr in text for expr in slices - {"x[1]"})
     assert "x[1]" not in {ex.target.strip() for ex in mix}
     # the vowel family's shape: four distinct letters; the mix's letter lists repeat one letter
     letter_lists = [ex.choices for ex in mix if ex.choices and ex.choices[0].isalpha()]
@@ -79,3 +85,21 @@ def test_unseen_answers_follow_their_rule():
         assert ex.prompt == "Vowel? " + " ".join(ex.choices) and len(set(ex.choices)) == 4
         assert [c in "aeiou" for c in ex.choices].count(True) == 1
         assert ex.choices[ex.label] in "aeiou" and ex.answer == ex.choices[ex.label]
+
+
+def test_slice_near_misses_fail_their_hidden_asserts():
+    """The code headroom family cannot be passed by a neighbouring expression: the other k, or
+    another word's expression with the same k, fails the sandbox's hidden asserts."""
+    from tasks.unseen import SLICE_OPS
+
+    examples = make_split("synth_code_slice", "test", 60, seed=0)
+    near = []
+    for i, ex in enumerate(examples):
+        word, k = ex.prompt.split(".")[0].split()
+        others = [w for w in SLICE_OPS if w != word]
+        if i % 2:
+            near.append(" " + SLICE_OPS[word][0].format(k=int(k) % 3 + 1))
+        else:
+            near.append(" " + SLICE_OPS[others[i % 3]][0].format(k=k))
+    scored = score_generations(get_task("synth_code_slice"), examples, near)
+    assert scored.value == 0.0, [r for r in scored.per_example if r["correct"]][:3]

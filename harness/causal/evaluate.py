@@ -5,13 +5,11 @@ generative tasks, the exact log-likelihood for multiple choice. With L2D, ``eval
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from harness.causal.decode import greedy_generate
 from harness.causal.likelihood import causal_loglikelihood
-from harness.sampling import SamplingStats
+from harness.eval_outcome import generation_outcome, loglik_outcome
 from harness.sampling.settings import sampler_label
 
 
@@ -31,56 +29,22 @@ def label_for(config, settings) -> str:
     return sampler_label(config.cache, config.parallel, config.cache_refresh, **flow)
 
 
-def evaluate_causal(dlm, spec, examples, config, steps, seed, protocol, on_progress, chat_fn):
-    from harness.evaluation import EvalOutcome
-    from harness.train import autocast_for
-    from tasks import evaluate as task_eval
-
-    start = time.perf_counter()
+def evaluate_causal(dlm, spec, examples, config, steps, seed, protocol, on_progress):
+    """Greedy decoding (generation) or the exact log-likelihood (choice), L2D's flow integrated
+    with the evaluation's settings."""
     settings = flow_settings(dlm, config, seed)
-    tok = dlm.tokenizer
     if protocol == "loglik":
-        requests = task_eval.loglik_requests(spec, examples, config.template, chat_fn)
-        rows = []
-        for n, pairs in enumerate(requests, start=1):
-            with autocast_for(dlm.device):
-                rows.append(
-                    [
-                        causal_loglikelihood(
-                            dlm, tok.encode_prompt(c), tok.encode(x), settings
-                        ).loglik
-                        for c, x in pairs
-                    ]
-                )
-            if on_progress is not None:
-                on_progress(n, len(requests))
-        score = task_eval.score_loglik(spec, examples, rows)
-        return EvalOutcome(score, None, time.perf_counter() - start)
+
+        def loglik(context, x):
+            return causal_loglikelihood(dlm, context, x, settings).loglik
+
+        return loglik_outcome(dlm, spec, examples, config, loglik, on_progress)
+
+    def generate_batch(prompts, stats):
+        return greedy_generate(dlm, prompts, config.gen_length, settings, stats)
+
+    label = label_for(config, settings)
     steps = steps or config.gen_length
-    prompts = task_eval.generation_prompts(spec, examples, config.template, chat_fn)
-    encoded = [tok.encode_prompt(p) for p in prompts]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    outputs: list[str] = [""] * len(encoded)
-    stats = SamplingStats()
-    done = 0
-    for begin in range(0, len(order), config.batch_size):
-        chunk = order[begin : begin + config.batch_size]
-        with autocast_for(dlm.device):
-            generated = greedy_generate(
-                dlm, [encoded[i] for i in chunk], config.gen_length, settings, stats
-            )
-        for i, ids in zip(chunk, generated, strict=True):
-            outputs[i] = tok.decode(ids)
-        done += len(chunk)
-        if on_progress is not None:
-            on_progress(done, len(order))
-    score = task_eval.score_generations(spec, examples, outputs)
-    return EvalOutcome(
-        score,
-        steps,
-        time.perf_counter() - start,
-        sampling_steps=stats.row_forwards,
-        sampling_time_s=stats.time_s,
-        sampler=label_for(config, settings),
-        sampling=stats,
+    return generation_outcome(
+        dlm, spec, examples, config, steps, generate_batch, label, on_progress
     )

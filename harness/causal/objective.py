@@ -16,17 +16,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from harness.diffusion import build_sft_batch, noise_bin_edges
+from harness.diffusion import VALIDATION_SEED, noise_bin_edges, sft_batch_of
 
 Encoded = tuple[list[int], list[int]]
-VALIDATION_SEED = 1234
 
 
 def causal_batch(micro: Sequence[Encoded], tok, max_length: int | None):
     """(ids (B, N), scored (B, N) bool: target positions that count in the loss)."""
-    ids, response = build_sft_batch(
-        [p for p, _ in micro], [a for _, a in micro], tok.eos_token_id, max_length, tok.bos_prefix
-    )
+    ids, response = sft_batch_of(micro, tok, max_length)
     start = response.int().argmax(dim=1)
     answer = torch.tensor([len(a) + 1 for _, a in micro])
     length = torch.minimum(answer, response.sum(dim=1))

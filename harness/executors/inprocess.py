@@ -31,8 +31,10 @@ class InProcessExecutor:
         import torch
 
         from harness import runner  # looked up at call time: tests replace runner.run_cell
+        from harness.load import announce_threads
 
         torch.set_num_threads(self.threads)
+        announce_threads(self.threads, self.threads)
         while True:
             job = queue.next(prefer_model=self.cache.holds if self.cache else None)
             if job is None:

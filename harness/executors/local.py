@@ -31,15 +31,17 @@ def _die_with_the_driver() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _worker_main(conn: Connection, name: str, device: str, threads: int) -> None:
+def _worker_main(conn: Connection, name: str, device: str, threads: int, run_threads: int) -> None:
     _die_with_the_driver()
     import torch
 
     from harness import runner
     from harness.executors.model_cache import BaseModelCache
+    from harness.load import announce_threads
 
     os.environ["BENCH_WORKER_DEVICE"] = device
     torch.set_num_threads(threads)
+    announce_threads(threads, run_threads)
     cache = BaseModelCache()
     while True:
         try:
@@ -85,9 +87,12 @@ class LocalBackend:
         name = f"w{self.started}"
         self.started += 1
         threads = worker_threads(self.devices, device)
+        run_threads = sum(worker_threads(self.devices, d) for d in self.devices)
         ours, theirs = self.ctx.Pipe()
         process = self.ctx.Process(
-            target=_worker_main, args=(theirs, name, device, threads), name=f"bench-{name}"
+            target=_worker_main,
+            args=(theirs, name, device, threads, run_threads),
+            name=f"bench-{name}",
         )
         process.start()
         theirs.close()

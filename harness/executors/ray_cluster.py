@@ -88,9 +88,11 @@ def _worker_class():
             import torch
 
             from harness.executors.model_cache import BaseModelCache
+            from harness.load import announce_threads
 
             self.name, self.device, self.probe = name, device, probe
             torch.set_num_threads(threads)
+            announce_threads(threads, None)  # other actors on this node are not known here
             os.environ["BENCH_WORKER_DEVICE"] = device
             self.cache = BaseModelCache()
 

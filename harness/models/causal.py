@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.models.dlm import ModelInfo
+from harness.models.dlm import ModelInfo, WrappedModel
 from harness.models.family import AUTOREGRESSIVE
 from harness.models.tokenizer import Tokenizer
 
@@ -35,33 +35,18 @@ class FlowTime:
         self.value, self.generator = t, generator
 
 
-class CausalLM(nn.Module):
+class CausalLM(WrappedModel):
     """A causal LM backbone (possibly adapted) plus its tokenizer: logits[:, i] predict token i+1."""
 
     objective = AUTOREGRESSIVE
 
     def __init__(self, backbone: nn.Module, tokenizer: Tokenizer, info: ModelInfo) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.info = info
+        super().__init__(backbone, tokenizer, info)
         self.flow_time = FlowTime()
-        from harness.models.family import get_family
-
-        self.family = get_family(info.family)
 
     @property
     def channel(self) -> FlowTime:
         return self.flow_time
-
-    def enable_gradient_checkpointing(self) -> None:
-        model = self.backbone
-        base = getattr(model, "get_base_model", None)
-        self.family.enable_checkpointing(base() if callable(base) else model)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.backbone.parameters()).device
 
     @property
     def mask_id(self) -> int:

@@ -28,17 +28,16 @@ class ModelInfo:
     repairs: tuple[str, ...] = ()  # load-time repairs of the released code (family modules)
 
 
-class DiffusionLM(nn.Module):
-    """A backbone (possibly adapted by a PEFT method) plus its tokenizer and noise channel."""
-
-    objective = MASKED_DIFFUSION  # harness.models.causal.CausalLM: "autoregressive"
+class WrappedModel(nn.Module):
+    """A backbone (possibly adapted by a PEFT method), its tokenizer, what the harness knows about
+    it and its family's record: what every model the harness calls holds (:class:`DiffusionLM`,
+    :class:`~harness.models.causal.CausalLM`), so methods wrap either backbone the same way."""
 
     def __init__(self, backbone: nn.Module, tokenizer: Tokenizer, info: ModelInfo) -> None:
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.info = info
-        self.channel = NoiseChannel()
         from harness.models.family import get_family
 
         self.family = get_family(info.family)
@@ -53,6 +52,16 @@ class DiffusionLM(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
+
+
+class DiffusionLM(WrappedModel):
+    """A denoiser plus its noise channel, through which adapters read the noise level."""
+
+    objective = MASKED_DIFFUSION  # harness.models.causal.CausalLM: "autoregressive"
+
+    def __init__(self, backbone: nn.Module, tokenizer: Tokenizer, info: ModelInfo) -> None:
+        super().__init__(backbone, tokenizer, info)
+        self.channel = NoiseChannel()
 
     @property
     def mask_id(self) -> int:

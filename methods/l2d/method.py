@@ -7,7 +7,6 @@ There is no merge: the flow is a second stream, not an update of the base's weig
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from harness.errors import BenchError
-from methods.base import FORMAT_VERSION, METHOD_FILE, Adapter, Method, read_method_record
+from methods.base import Adapter, Method, read_method_record
 from methods.l2d.config import L2DConfig
 from methods.l2d.stream import L2DModel
 
@@ -51,18 +50,9 @@ class L2DAdapter(Adapter):
         names = {id(p): n for n, p in self.model.named_parameters()}
         return {names[id(p)]: p.detach().contiguous().cpu() for p in self.adapter_parameters()}
 
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def save_weights(self, folder: Path) -> None:
+        """The flow stream's weights only (the base is untouched)."""
         save_file(self.state_dict(), str(folder / WEIGHTS_FILE))
-        record = {
-            "format": FORMAT_VERSION,
-            "method": self.method.name,
-            "config": self.config.to_dict(),
-            "scale": self.config.scale,
-        }
-        (folder / METHOD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return folder
 
     def merge(self) -> None:
         raise BenchError("an L2D adapter cannot be merged: its flow is a second stream")

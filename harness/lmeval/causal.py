@@ -1,5 +1,6 @@
 """lm-eval requests on an autoregressive base (tiny-ar, Llama, Qwen2; with or without an adapter):
-the causal model's own exact answers instead of the diffusion estimators of ``harness/lmeval.py``.
+the causal model's own exact answers instead of the diffusion estimators of
+:mod:`harness.lmeval.model`.
 
 - ``loglikelihood``: the exact sum of the continuation's token log probabilities given the context
   (one teacher-forced forward, :func:`harness.causal.likelihood.causal_loglikelihood`'s rule), and
@@ -17,22 +18,21 @@ With an L2D adapter every forward integrates its flow (``l2d_steps`` intervals o
 model arguments, defaults as ``eval.l2d_steps`` / ``eval.solver``), seeded by ``seed``; the scores
 carry the sampler label ``flow=<solver>:<steps>`` as bench's own evaluation does.
 
-``harness/lmeval.py`` builds one :class:`CausalRequests` for an autoregressive model and hands it
-the three request types; the helpers that module owns (windows, stop strings) are passed in, so
-this module imports nothing of it.
+:class:`harness.lmeval.model.BenchDLLM` builds one :class:`CausalRequests` for an autoregressive
+model and hands it the three request types.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
 from harness.causal.decode import greedy_generate
 from harness.causal.evaluate import flow_settings, label_for
 from harness.config import EvalConfig
+from harness.lmeval.text import _stop_strings, cut_at_stop, rolling_windows
 from harness.models.family import AUTOREGRESSIVE
 from harness.models.tokenizer import keep_tail
 from harness.sampling import SamplingStats
@@ -46,15 +46,8 @@ class CausalRequests:
     """The three lm-eval request types for ``lm`` (a ``harness.lmeval.BenchDLLM`` whose model is
     autoregressive); see the module docstring."""
 
-    def __init__(
-        self,
-        lm,
-        windows: Callable[[Sequence[int], int], list[tuple[list[int], list[int]]]],
-        stop_strings: Callable[[Any], list[str]],
-        cut: Callable[[str, Sequence[str]], str],
-    ) -> None:
+    def __init__(self, lm) -> None:
         self.lm = lm
-        self.windows, self.stop_strings, self.cut = windows, stop_strings, cut
         args = lm.args
         self.eval_config = EvalConfig(l2d_steps=args["l2d_steps"], solver=args["solver"])
 
@@ -111,7 +104,7 @@ class CausalRequests:
         for request in requests:
             (text,) = request.args[:1]
             ids = self.model.tokenizer.encode(text)
-            windows = self.windows(ids, lm.max_length - len(start))
+            windows = rolling_windows(ids, lm.max_length - len(start))
             total = sum(self.score(start + p, t)[0] for p, t in windows)
             lm.cache_hook.add_partial("loglikelihood_rolling", (text,), total)
             out.append(total)
@@ -131,7 +124,7 @@ class CausalRequests:
             name, kwargs = json.loads(key)
             wanted = kwargs.get("max_gen_toks")
             new_tokens = lm.args["gen_length"] if wanted is None else int(wanted)
-            until = self.stop_strings(kwargs.get("until"))
+            until = _stop_strings(kwargs.get("until"))
             room = max(1, lm.max_length - new_tokens)
             prompts = {
                 i: keep_tail(tok.encode_prompt(requests[i].args[0]), room, tok.bos_prefix)
@@ -147,7 +140,7 @@ class CausalRequests:
                         self.model, [prompts[i] for i in batch], new_tokens, self.settings(), stats
                     )
                 for i, ids in zip(batch, outputs, strict=True):
-                    text = self.cut(tok.decode(ids), until)
+                    text = cut_at_stop(tok.decode(ids), until)
                     lm.cache_hook.add_partial("generate_until", requests[i].args, text)
                     results[i] = text
         return results  # type: ignore[return-value]

@@ -1,0 +1,101 @@
+"""`bench pretrain` and `bench sample`: the tiny base model, and a quick look at any model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli.app import app, console
+from harness.errors import BenchError
+
+
+@app.command()
+def pretrain(
+    seed: Annotated[int, typer.Option(help="Seed for data, init and masking.")] = 0,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps (default: the cached config's).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Pretrain again even if a cached base exists.")
+    ] = False,
+) -> None:
+    """Pretrain the embedded tiny dLLM on the synthetic corpus and cache it (BENCH_CACHE)."""
+    import dataclasses
+    import json
+
+    from harness.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
+
+    config = PretrainConfig(seed=seed)
+    if steps is not None:
+        if steps <= 0:
+            raise BenchError("--steps must be positive")
+        config = dataclasses.replace(config, steps=steps)
+    folder = tiny_base_dir(config)
+    if force and folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    folder = ensure_tiny_base(config)
+    report = json.loads((folder / "pretrain_report.json").read_text())
+    console.print(f"tiny base: [bold]{folder}[/bold]")
+    console.print(f"pretraining time {report['train_time_s']} s, params {report['params']:,}")
+    for name, acc in report["accuracy"].items():
+        console.print(f"  {name}: accuracy {acc:.2f} (chance {report['chance'][name]:.2f})")
+
+
+@app.command()
+def sample(
+    prompt: Annotated[str, typer.Argument(help="Prompt text (already formatted).")],
+    model: Annotated[str, typer.Option(help="Model alias or folder.")] = "tiny",
+    adapter: Annotated[Path | None, typer.Option(help="Adapter folder of a bench cell.")] = None,
+    gen_length: int = 32,
+    steps: int = 32,
+    block_length: int = 32,
+    temperature: float = 0.0,
+    cache: Annotated[str, typer.Option(help="KV cache: none, prefix, dual.")] = "none",
+    parallel: Annotated[
+        str, typer.Option(help="Commit rule: none, threshold:X (0<X<=1), factor:X (X>0).")
+    ] = "none",
+    cache_refresh: Annotated[
+        str, typer.Option(help="Cache refresh: block, step-level-change:X.")
+    ] = "block",
+    device: str = "auto",
+) -> None:
+    """Generate one response with the batched diffusion sampler (a quick look at a model)."""
+    from harness.models.loader import load_model
+    from harness.sampling import SamplerConfig, SamplingStats, generate
+
+    config = SamplerConfig(
+        gen_length,
+        steps,
+        block_length,
+        temperature,
+        cache=cache,
+        parallel=parallel,
+        cache_refresh=cache_refresh,
+    )
+    dlm = load_model(model, device)
+    if adapter is not None:
+        from methods.registry import load_adapter
+
+        load_adapter(dlm, adapter)
+    stats = SamplingStats()
+    prompt_ids = dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))
+    if dlm.objective == "autoregressive":  # greedy next-token decoding (L2D: default flow)
+        from harness.causal.decode import greedy_generate
+        from harness.causal.evaluate import flow_settings
+        from harness.config import EvalConfig
+
+        settings = flow_settings(dlm, EvalConfig(), 0)
+        out = greedy_generate(dlm, [prompt_ids], gen_length, settings, stats)[0]
+        console.print(dlm.tokenizer.decode(out))
+        console.print(f"[dim]greedy: {stats.tokens} tokens, {stats.tokens_per_s or 0:.1f}/s[/dim]")
+        return
+    out = generate(dlm, [prompt_ids], config, stats=stats)[0]
+    console.print(dlm.tokenizer.decode(out))
+    console.print(
+        f"[dim]{config.label} (cache used: {stats.cache_used}): {stats.forwards} forwards for "
+        f"{stats.tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s[/dim]"
+    )
