@@ -25,8 +25,13 @@ console = Console()
 
 
 def _quiet_libraries() -> None:
-    """Our own progress view replaces the libraries' per-file bars and deprecation chatter."""
+    """Our own progress view replaces the libraries' per-file bars and deprecation chatter. The
+    environment variable carries it to the executors' worker processes (spawned: they never run
+    this function), whose transformers would otherwise print a "Loading weights" bar per cell."""
+    import os
     import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     try:
