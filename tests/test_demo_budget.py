@@ -21,9 +21,11 @@ def _cell(tasks: list[str], model: str = "tiny", **sets):
 
 def test_a_tasks_tiny_defaults_apply_before_set_and_limit_and_only_to_it():
     vowel = _cell(["synth_choice_vowel"])
-    assert (vowel.train.steps, vowel.train.val_every, vowel.eval.limit) == (300, 100, 500)
+    assert (vowel.train.steps, vowel.train.val_every, vowel.eval.limit) == (1200, 400, 500)
+    assert (vowel.train.batch_size, vowel.train.lr) == (16, 4e-3)
     math, code = _cell(["synth_math_unseen"]), _cell(["synth_code_unseen"])
-    assert (math.train.steps, math.eval.limit, code.eval.limit) == (200, 500, 300)
+    assert (math.train.steps, math.eval.limit, code.eval.limit) == (400, 500, 300)
+    assert (code.train.batch_size, code.train.lr) == (32, 2e-3)  # the synthetic defaults
     assert code.train.steps == 80
     slice_ = _cell(["synth_code_slice"])
     assert (slice_.train.steps, slice_.train.batch_size, slice_.train.lr) == (400, 16, 4e-3)
@@ -135,6 +137,6 @@ def test_the_dry_run_costs_each_phase_and_divides_by_the_workers():
     assert lora_code.seconds - base_code.seconds > lora_code.train_tokens * TRAIN_SECONDS_PER_TOKEN
     vowel = cost["lora", "synth_choice_vowel"]
     per_row = vowel.train_tokens / vowel.train_examples  # measured on the task's own rows
-    assert vowel.updates == 300 and per_row < lora_code.train_tokens / lora_code.train_examples
+    assert vowel.updates == 1200 and per_row < lora_code.train_tokens / lora_code.train_examples
     assert grid_seconds(100.0, 1) == 100.0
     assert grid_seconds(100.0, 2) == 50.0 + WORKER_START_SECONDS
