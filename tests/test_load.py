@@ -25,11 +25,11 @@ from results.schema import Costs, Record
 @pytest.mark.parametrize(
     ("load", "share", "run_threads", "expected"),
     [
-        (2.9, 0.99, 2, False),  # two one-thread workers on 2 cores, the sandbox's blips
-        (3.2, 0.99, 2, True),  # others ran more than half the machine
-        (4.9, 0.99, 4, False),  # a run of 4 threads on 2 cores: its own oversubscription
-        (3.1, 0.99, None, True),  # unknown run threads: the old rule, 1.5 per core
-        (2.9, 0.99, None, False),
+        (3.0, 0.99, 2, False),  # two one-thread workers on 2 cores, the sandbox's blips
+        (4.2, 0.99, 2, True),  # others ran more than a whole machine
+        (5.9, 0.99, 4, False),  # a run of 4 threads on 2 cores: its own oversubscription
+        (4.1, 0.99, None, True),  # unknown run threads: one per core
+        (3.9, 0.99, None, False),
         (1.0, 0.5, 2, True),  # the cell did not get the cores it asked for
         (None, None, 2, False),
     ],
@@ -94,7 +94,7 @@ def _record(method: str, load: float, run_threads: int | None) -> Record:
 
 def test_the_report_flags_only_load_the_run_did_not_bring(monkeypatch):
     monkeypatch.setattr(load_module.os, "cpu_count", lambda: 2)
-    assert contention_notes([_record("lora", 2.9, 2), _record("nara", 4.2, 4)]) == []
-    notes = contention_notes([_record("lora", 2.9, 2), _record("nara", 3.3, 2)])
+    assert contention_notes([_record("lora", 3.1, 2), _record("nara", 5.2, 4)]) == []
+    notes = contention_notes([_record("lora", 2.9, 2), _record("nara", 4.3, 2)])
     assert len(notes) == 1 and "1 of 2 cells (nara x1)" in notes[0]
-    assert len(contention_notes([_record("lora", 3.3, None)])) == 1
+    assert len(contention_notes([_record("lora", 4.3, None)])) == 1
