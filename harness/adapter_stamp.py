@@ -177,6 +177,8 @@ def base_problem(folder: Path, model) -> str | None:
     """Why the stamped adapter in ``folder`` was trained on another base than ``model``."""
     stamp = read_stamp(folder) or {}
     saved, now = stamp.get("base") or {}, base_identity(model)
+    if "config_sha256" in saved and "files" not in saved:  # stamped before base files were
+        now.pop("files", None)
     differ = _differences(saved, now)
     if differ:
         return (

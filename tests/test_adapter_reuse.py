@@ -184,3 +184,26 @@ def test_a_base_whose_weights_changed_is_another_base(tmp_path):
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # written a second later
     problem = base_problem(folder, model)
     assert problem is not None and "another base" in problem and "model.safetensors" in problem
+
+
+def test_a_stamp_without_base_files_is_checked_on_its_config(tmp_path):
+    """Stamps written before the base's files were recorded keep working (config.json only)."""
+    from types import SimpleNamespace
+
+    from harness.adapter_stamp import base_identity, base_problem
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text('{"hidden_size": 8}')
+    (base / "model.safetensors").write_bytes(b"\x01" * 16)
+    model = SimpleNamespace(
+        info=SimpleNamespace(source=str(base), family="tiny"),
+        backbone=SimpleNamespace(config=SimpleNamespace()),
+    )
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    old = {k: v for k, v in base_identity(model).items() if k != "files"}
+    write_stamp(folder, _cell(lr=1e-3), old)
+    assert base_problem(folder, model) is None
+    (base / "config.json").write_text('{"hidden_size": 16}')
+    assert "another base" in base_problem(folder, model)
