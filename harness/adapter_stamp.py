@@ -214,6 +214,7 @@ def check_base(folder: Path, model, cell) -> None:
 
 def note_reuse(record, folder: Path, reuse: str):
     """The record with one more ``config.adapter_reused`` entry, and the same said in the log."""
+    from results.environment import git_state
     from results.schema import utc_now
 
     previous = record.error.splitlines()[0] if record.error else None
@@ -227,6 +228,9 @@ def note_reuse(record, folder: Path, reuse: str):
         after,
     )
     config = dict(record.config)
+    # the record's environment is the training's; the scores from here on come from this code
+    commit, dirty = git_state()
     entry = {"at": utc_now(), "after": reuse, "error": previous, "checked": checked}
+    entry.update(git_commit=commit, git_dirty=dirty)
     config["adapter_reused"] = [*config.get("adapter_reused", []), entry]
     return dataclasses.replace(record, config=config)

@@ -95,6 +95,9 @@ def test_retry_failed_reuses_the_saved_adapter(small_base, tmp_path, monkeypatch
     assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
     (reused,) = record.config["adapter_reused"]
     assert reused["after"] == "failed" and "scorer broke" in reused["error"]
+    from results.environment import git_state
+
+    assert (reused["git_commit"], reused["git_dirty"]) == git_state()  # the code that scored it
     assert "adapter_retrained" not in record.config
     log = (cell_dir / "log.txt").read_text()
     assert "reusing its saved adapter" in log and "not retraining" in log
