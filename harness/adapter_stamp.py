@@ -9,8 +9,9 @@ base alias such as ``tiny`` resolves to whatever base is cached today. So the ru
 
 - ``identity``: the cell's full training identity (:meth:`harness.config.CellConfig.identity`,
   what the cell id hashes: model, method and its config, task, seed, train and eval settings);
-- ``base``: the base model actually loaded (the folder or hub id it came from, its config.json
-  digest where it is a local folder, the hub commit where transformers reports one);
+- ``base``: the base model actually loaded (the folder or hub id it came from; where it is a
+  local folder, the SHA-256 of its config.json and of its weight and tokenizer files; the hub
+  commit where transformers reports one);
 - ``files``: size and SHA-256 of every other file of the folder.
 
 An adapter is reused only if all three agree with the cell about to run; otherwise the cell is
@@ -35,14 +36,47 @@ STAMP_FILE = "bench_cell.json"
 STAMP_FORMAT = 1
 
 
+# A local base folder's files that decide what an adapter was trained on besides config.json: a
+# base trained further in place (or a tiny base rebuilt) keeps its config but not these.
+BASE_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+BASE_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "bench_char_tokenizer.json",
+)
+# SHA-256 of base files by (path, size, mtime): a worker hashes an 8B base's weights once, not once
+# per cell (about as long as loading them).
+_BASE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _base_files(folder: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        if path.suffix not in BASE_WEIGHT_SUFFIXES and path.name not in BASE_TOKENIZER_FILES:
+            continue
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _BASE_DIGESTS:
+            _BASE_DIGESTS[key] = _sha256(path)
+        out[path.name] = _BASE_DIGESTS[key]
+    return out
+
+
 def base_identity(model) -> dict[str, Any]:
     """Which base ``model`` (a loaded DiffusionLM / CausalLM) is: its source, the digest of the
-    source folder's config.json, the hub commit when transformers knows it."""
+    source folder's config.json and of its weight and tokenizer files (``files``), the hub
+    commit when transformers knows it."""
     info = model.info
     out: dict[str, Any] = {"source": str(info.source), "family": info.family}
-    config = Path(str(info.source)).expanduser() / "config.json"
+    folder = Path(str(info.source)).expanduser()
+    config = folder / "config.json"
     if config.is_file():
         out["config_sha256"] = hashlib.sha256(config.read_bytes()).hexdigest()
+        out["files"] = _base_files(folder)
     commit = getattr(getattr(model.backbone, "config", None), "_commit_hash", None)
     if commit:
         out["commit"] = str(commit)
@@ -143,6 +177,8 @@ def base_problem(folder: Path, model) -> str | None:
     """Why the stamped adapter in ``folder`` was trained on another base than ``model``."""
     stamp = read_stamp(folder) or {}
     saved, now = stamp.get("base") or {}, base_identity(model)
+    if "config_sha256" in saved and "files" not in saved:  # stamped before base files were
+        now.pop("files", None)
     differ = _differences(saved, now)
     if differ:
         return (
@@ -178,6 +214,7 @@ def check_base(folder: Path, model, cell) -> None:
 
 def note_reuse(record, folder: Path, reuse: str):
     """The record with one more ``config.adapter_reused`` entry, and the same said in the log."""
+    from results.environment import git_state
     from results.schema import utc_now
 
     previous = record.error.splitlines()[0] if record.error else None
@@ -191,6 +228,9 @@ def note_reuse(record, folder: Path, reuse: str):
         after,
     )
     config = dict(record.config)
+    # the record's environment is the training's; the scores from here on come from this code
+    commit, dirty = git_state()
     entry = {"at": utc_now(), "after": reuse, "error": previous, "checked": checked}
+    entry.update(git_commit=commit, git_dirty=dirty)
     config["adapter_reused"] = [*config.get("adapter_reused", []), entry]
     return dataclasses.replace(record, config=config)

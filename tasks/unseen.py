@@ -179,12 +179,23 @@ def _long_list(rng: random.Random) -> list[int]:
 def _code_slice_item(rng: random.Random) -> dict:
     """ "First 2." -> ``x[:2]``: four slicing/indexing words times k = 1..3, with one I/O example
     (the prompt's variety, and a second cue). Hidden asserts on lists of 4-6 digits, so every k
-    is in range; a wrong word or a wrong k fails them (checked when the family is drawn)."""
+    is in range; a wrong word or a wrong k fails them (more lists are added until it does)."""
     word = rng.choice(list(SLICE_OPS))
     k = rng.randint(1, 3)
     template, fn = SLICE_OPS[word]
     shown = _long_list(rng)
     hidden = [_long_list(rng) for _ in range(3)]
+    # On lists of one length x[-2:] is x[2:], and digits repeat: add lists until every other
+    # expression fails one. Drawn from a generator of their own (seeded by the lists), so the
+    # family's stream, and every item that needed none, stay as they were.
+    extra = random.Random(repr(hidden))
+    while any(
+        all(other(x, j) == fn(x, k) for x in hidden)
+        for w, (_, other) in SLICE_OPS.items()
+        for j in (1, 2, 3)
+        if (w, j) != (word, k)
+    ):
+        hidden.append(_long_list(extra))
     tests = "\n".join(f"assert f({_show(x)}) == {_show(fn(x, k))}" for x in hidden)
     return {
         "prompt": f"{word} {k}. f({_show(shown)})={_show(fn(shown, k))}; def f(x): return",

@@ -95,6 +95,9 @@ def test_retry_failed_reuses_the_saved_adapter(small_base, tmp_path, monkeypatch
     assert (weights.stat().st_mtime_ns, weights.read_bytes()) == before
     (reused,) = record.config["adapter_reused"]
     assert reused["after"] == "failed" and "scorer broke" in reused["error"]
+    from results.environment import git_state
+
+    assert (reused["git_commit"], reused["git_dirty"]) == git_state()  # the code that scored it
     assert "adapter_retrained" not in record.config
     log = (cell_dir / "log.txt").read_text()
     assert "reusing its saved adapter" in log and "not retraining" in log
@@ -154,3 +157,56 @@ def test_retry_failed_retrains_when_the_adapter_is_not_this_cells(
 def record_cell(spec):
     (cell,) = make_grid(spec).cells()
     return cell
+
+
+def test_a_base_whose_weights_changed_is_another_base(tmp_path):
+    """A local base folder trained further (or a tiny base rebuilt) keeps its config.json: the
+    stamp must see the weights, not only the config, or the adapter is reused on another base."""
+    import os
+    from types import SimpleNamespace
+
+    from harness.adapter_stamp import base_identity, base_problem
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text('{"hidden_size": 8}')
+    weights = base / "model.safetensors"
+    weights.write_bytes(b"\x01" * 256)
+    model = SimpleNamespace(
+        info=SimpleNamespace(source=str(base), family="tiny"),
+        backbone=SimpleNamespace(config=SimpleNamespace()),
+    )
+    cell = _cell(lr=1e-3)
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_model.safetensors").write_bytes(b"\x01" * 64)
+    write_stamp(folder, cell, base_identity(model))
+    assert base_problem(folder, model) is None
+    weights.write_bytes(b"\x02" * 256)  # same size and config, other weights
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # written a second later
+    problem = base_problem(folder, model)
+    assert problem is not None and "another base" in problem and "model.safetensors" in problem
+
+
+def test_a_stamp_without_base_files_is_checked_on_its_config(tmp_path):
+    """Stamps written before the base's files were recorded keep working (config.json only)."""
+    from types import SimpleNamespace
+
+    from harness.adapter_stamp import base_identity, base_problem
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text('{"hidden_size": 8}')
+    (base / "model.safetensors").write_bytes(b"\x01" * 16)
+    model = SimpleNamespace(
+        info=SimpleNamespace(source=str(base), family="tiny"),
+        backbone=SimpleNamespace(config=SimpleNamespace()),
+    )
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    old = {k: v for k, v in base_identity(model).items() if k != "files"}
+    write_stamp(folder, _cell(lr=1e-3), old)
+    assert base_problem(folder, model) is None
+    (base / "config.json").write_text('{"hidden_size": 16}')
+    assert "another base" in base_problem(folder, model)

@@ -135,3 +135,21 @@ def test_dry_run_costs_causal_aliases_and_diffusion_gemma(monkeypatch, capsys, t
     lines = [line for line in out.splitlines() if "not costed" in line]
     assert len(lines) == 1 and "diffusiongemma-26b-a4b-it" in lines[0] and "--model DIR" in out
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("build", ["build_llada", "build_dream"])
+def test_released_diffusion_parameter_counts_equal_their_weights(build, tmp_path):
+    """A released-code folder's counted parameters equal its weights (Dream's q/k/v carry
+    biases, as its modeling code builds them), and Dream-7B's table entry is Qwen2.5-7B's size."""
+    import math
+
+    from safetensors import safe_open
+
+    import tests.released_models as released
+    from harness.costs.architecture import DREAM_7B
+
+    folder = getattr(released, build)(tmp_path)
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        weights = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    assert architecture_for(str(folder)).total_params == weights
+    assert DREAM_7B.total_params == KNOWN["qwen2.5-7b-instruct"].total_params == 7_615_616_512

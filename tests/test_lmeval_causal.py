@@ -134,3 +134,20 @@ def test_bench_eval_scores_a_causal_cell_into_its_record(causal, method, fields,
     assert by_task["lm-eval:bench_mc"].value == results["results"]["bench_mc"]["acc,none"]
     assert by_task["lm-eval:bench_gen"].sampler == label
     assert by_task["lm-eval:bench_gen"].sampling["tokens"] > 0
+
+
+def test_rolling_windows_after_the_first_have_no_start_token(causal):
+    """Only the first window is scored after EOS (lm-eval's prefix token); a later window's
+    context is the text before it, as in lm-eval's rolling windows, not EOS + mid-text."""
+    from harness.lmeval.text import rolling_windows
+
+    lm = BenchDLLM(model=str(causal["model"]), device="cpu", max_length=8, **ARGS)
+    backbone, tok = lm.dlm.backbone, lm.dlm.tokenizer
+    text = "abc def ghi jkl mno"
+    eos = [tok.eos_token_id]
+    windows = rolling_windows(tok.encode(text), 8 - len(eos))
+    assert len(windows) > 2 and all(p for p, _ in windows[1:])
+    want = _logprob(backbone, eos, windows[0][1])
+    want += sum(_logprob(backbone, p, t) for p, t in windows[1:])
+    (rolling,) = lm.loglikelihood_rolling([_request("loglikelihood_rolling", (text,))])
+    assert rolling == pytest.approx(want, abs=1e-4)

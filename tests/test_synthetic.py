@@ -103,3 +103,24 @@ def test_slice_near_misses_fail_their_hidden_asserts():
             near.append(" " + SLICE_OPS[others[i % 3]][0].format(k=k))
     scored = score_generations(get_task("synth_code_slice"), examples, near)
     assert scored.value == 0.0, [r for r in scored.per_example if r["correct"]][:3]
+
+
+def test_slice_hidden_asserts_reject_every_other_expression():
+    """No scored example of the code headroom family is passed by another of its 12 expressions:
+    on lists of 4 digits x[-2:] is x[2:] (and x[-3:] is x[1:]), so three hidden lists of one
+    length, or repeated digits, could let a wrong word or k through."""
+    from tasks.unseen import SLICE_OPS
+
+    expressions = [t.format(k=k) for t, _ in SLICE_OPS.values() for k in (1, 2, 3)]
+
+    def passes(expr: str, tests: str) -> bool:
+        try:
+            exec(tests, {"f": eval(f"lambda x: {expr}")})  # trusted: the family's own expressions
+        except AssertionError:
+            return False
+        return True
+
+    for ex in make_split("synth_code_slice", "test", 600, seed=0):
+        assert passes(ex.answer, ex.tests)
+        wrong = [e for e in expressions if e != ex.answer and passes(e, ex.tests)]
+        assert not wrong, (ex.prompt, ex.answer, wrong)

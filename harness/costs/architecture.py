@@ -153,7 +153,7 @@ for _family in ("tiny", "generic", "tiny-ar", "llama", "qwen2", "diffusion_gemma
     ROLES[_family] = ROLES["dream"]
 
 LLADA_8B = Architecture("LLaDA-8B", "llada", 32, 4096, 32, 32, 12288, 126464)
-DREAM_7B = Architecture("Dream-7B", "dream", 28, 3584, 28, 4, 18944, 152064)
+DREAM_7B = Architecture("Dream-7B", "dream", 28, 3584, 28, 4, 18944, 152064, qkv_bias=True)
 LLAMA_1B = Architecture("Llama-3.2-1B", "llama", 16, 2048, 32, 8, 8192, 128256, tied_head=True)
 LLAMA_8B = Architecture("Llama-3.1-8B", "llama", 32, 4096, 32, 8, 14336, 128256)
 QWEN_1_5B = Architecture(
@@ -263,7 +263,8 @@ def from_config(path: Path) -> Architecture:
         tied_head=bool(tied),
         source=str(path),
         head_size=data.get("head_dim"),
-        qkv_bias=family == "qwen2" or bool(data.get("attention_bias")),
+        # Qwen2 and Dream (its released modeling code) build q, k and v with biases
+        qkv_bias=family in ("qwen2", "dream") or bool(data.get("attention_bias")),
     )
     if family == "diffusion_gemma":
         return _gemma(arch, data)

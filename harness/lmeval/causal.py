@@ -105,7 +105,8 @@ class CausalRequests:
             (text,) = request.args[:1]
             ids = self.model.tokenizer.encode(text)
             windows = rolling_windows(ids, lm.max_length - len(start))
-            total = sum(self.score(start + p, t)[0] for p, t in windows)
+            # only the first window starts the text; a later one's context is the text before it
+            total = sum(self.score(p if i else start, t)[0] for i, (p, t) in enumerate(windows))
             lm.cache_hook.add_partial("loglikelihood_rolling", (text,), total)
             out.append(total)
         return out
