@@ -179,6 +179,8 @@ def base_problem(folder: Path, model) -> str | None:
     saved, now = stamp.get("base") or {}, base_identity(model)
     if "config_sha256" in saved and "files" not in saved:  # stamped before base files were
         now.pop("files", None)
+    if saved.get("files") and now.get("files"):  # the same bytes are the same base, wherever
+        saved, now = _without_source(saved), _without_source(now)  # (a moved BENCH_CACHE)
     differ = _differences(saved, now)
     if differ:
         return (
@@ -186,6 +188,10 @@ def base_problem(folder: Path, model) -> str | None:
             f"{', '.join(differ)}; now {now.get('source')})"
         )
     return None
+
+
+def _without_source(identity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in identity.items() if k != "source"}
 
 
 class AdapterNotReusable(BenchError):

@@ -36,6 +36,7 @@ from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
 from harness.load import PhaseLoad, measure_load
 from harness.models.source import checkout_model
+from harness.stale import drop_stale, stale_tasks
 from harness.train import total_updates, train_adapter, validate_untrained
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,7 @@ def extend_cell(
         check_base(folder, dlm, request.cell)
     if reuse is not None:
         record = note_reuse(record, folder, reuse)
+    record = drop_stale(record, stale_tasks(request, record))  # re-scored below
     load_adapter(dlm, folder)
     dlm.eval()
     return evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint)

@@ -36,6 +36,7 @@ import yaml
 
 from harness.cell import CellRequest, Monitor, run_cell
 from harness.executors.job import Job, Placement, plan_job
+from harness.stale import forget_scored_sets
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,9 @@ def __getattr__(name: str):
 
 
 def plan_jobs(requests: list[CellRequest], out: Path, retry_failed: bool) -> tuple[list[Job], int]:
-    """Jobs still to run, and how many cells are skipped because they already finished."""
+    """Jobs still to run, and how many cells are skipped because they already finished (and
+    were scored on the examples their tasks have now: harness/stale.py)."""
+    forget_scored_sets()  # the task data may have changed since the last plan in this process
     jobs, skipped = [], 0
     seen = set()
     for request in requests:

@@ -189,6 +189,36 @@ def test_a_base_whose_weights_changed_is_another_base(tmp_path):
     assert problem is not None and "another base" in problem and "model.safetensors" in problem
 
 
+def test_the_same_base_files_in_another_folder_are_the_same_base(tmp_path):
+    """A moved cache (another BENCH_CACHE, a copied run) holds the same bytes: not another base;
+    a folder whose files differ still is."""
+    import shutil
+    from types import SimpleNamespace
+
+    from harness.adapter_stamp import base_identity, base_problem
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text('{"hidden_size": 8}')
+    (base / "model.safetensors").write_bytes(b"\x01" * 256)
+
+    def model_at(folder):
+        return SimpleNamespace(
+            info=SimpleNamespace(source=str(folder), family="tiny"),
+            backbone=SimpleNamespace(config=SimpleNamespace()),
+        )
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_model.safetensors").write_bytes(b"\x01" * 64)
+    write_stamp(folder, _cell(lr=1e-3), base_identity(model_at(base)))
+    moved = tmp_path / "elsewhere" / "base"
+    shutil.copytree(base, moved)
+    assert base_problem(folder, model_at(moved)) is None
+    (moved / "model.safetensors").write_bytes(b"\x02" * 256)
+    assert "another base" in base_problem(folder, model_at(moved))
+
+
 def test_a_stamp_without_base_files_is_checked_on_its_config(tmp_path):
     """Stamps written before the base's files were recorded keep working (config.json only)."""
     from types import SimpleNamespace

@@ -43,6 +43,7 @@ def plan_job(request: CellRequest, cell_dir: Path, retry_failed: bool) -> Job | 
     its evaluation) when the adapter's stamp matches the cell (harness/adapter_stamp.py);
     otherwise it is retrained and the reason is kept with the job."""
     from harness.cell import missing_evaluations, resumable, saved_adapter_problem
+    from harness.stale import stale_tasks
     from results.store import RECORD_NAME, read_record
 
     path = cell_dir / RECORD_NAME
@@ -50,7 +51,10 @@ def plan_job(request: CellRequest, cell_dir: Path, retry_failed: bool) -> Job | 
         return Job(request, cell_dir)
     record = read_record(path)
     if record.status == "done":
-        return Job(request, cell_dir, extend=True) if missing_evaluations(request, record) else None
+        stale = bool(stale_tasks(request, record))  # scored on examples the task no longer has
+        if stale or missing_evaluations(request, record):
+            return Job(request, cell_dir, extend=True)
+        return None
     if record.status == "failed" and not retry_failed:
         return None
     if resumable(record, cell_dir):  # trained before it was killed or failed
