@@ -36,7 +36,7 @@ from harness.config import CellConfig
 from harness.evaluation import EvalOutcome, chat_fn_for, evaluate, resolve_protocol
 from harness.load import PhaseLoad, measure_load
 from harness.models.source import checkout_model
-from harness.stale import drop_stale, stale_tasks
+from harness.stale import drop_stale
 from harness.train import total_updates, train_adapter, validate_untrained
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,7 @@ def extend_cell(
     monitor=None,
     checkpoint: Callable | None = None,
     reuse: str | None = None,
+    stale: dict[str, tuple[str, str]] | None = None,
 ):
     """Score a trained cell's saved adapter on the (task, steps) pairs it lacks: new sampling
     step counts, tasks added to the grid later, or the rest of an interrupted evaluation.
@@ -283,7 +284,8 @@ def extend_cell(
     ``reuse`` ("running" | "failed") says the cell did not finish: its adapter must carry a
     stamp that matches the cell, file for file (SHA-256), and the base just loaded, else
     :class:`AdapterNotReusable` is raised before anything is evaluated. A finished cell's adapter
-    is checked the same way when it has a stamp (older adapters have none)."""
+    is checked the same way when it has a stamp (older adapters have none). ``stale`` (from the
+    planner, harness/stale.py) names tasks whose scores are dropped and scored again."""
     from methods.registry import load_adapter
 
     folder = cell_dir / ADAPTER_DIR
@@ -297,7 +299,7 @@ def extend_cell(
         check_base(folder, dlm, request.cell)
     if reuse is not None:
         record = note_reuse(record, folder, reuse)
-    record = drop_stale(record, stale_tasks(request, record))  # re-scored below
+    record = drop_stale(record, stale or {})  # the planner's finding; re-scored below
     load_adapter(dlm, folder)
     dlm.eval()
     return evaluate_cell(request, cell_dir, record, dlm, monitor, checkpoint)

@@ -211,7 +211,14 @@ def _extend_job(job: Job, device: str, monitor: Monitor | None, save) -> tuple[s
         try:
             record = read_record(job.cell_dir / RECORD_NAME)
             finished = extend_cell(
-                job.request, job.cell_dir, record, device, monitor, save, reuse=job.reuse
+                job.request,
+                job.cell_dir,
+                record,
+                device,
+                monitor,
+                save,
+                reuse=job.reuse,
+                stale=job.stale,
             )
             save(finished)
             return "done", None

@@ -22,8 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from peft.tuners.lora.layer import VARIANT_KWARG_KEYS
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
+
+from methods.core import base_layer_output, peft_forward_applies
 
 # floor(t K) is taken of t K + this: a level exactly on a bin edge (n / L in sampling or
 # likelihood scoring, stored in float32) lands in the upper bin whatever the float rounding.
@@ -99,17 +100,9 @@ class BinnedLoraLinear(PeftLoraLinear):
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         router = self._bench_router
-        if (
-            router is None
-            or self.disable_adapters
-            or self.merged
-            or kwargs.get("adapter_names") is not None
-        ):
+        if router is None or peft_forward_applies(self, kwargs):
             return super().forward(x, *args, **kwargs)
-        self._check_forward_args(x, *args, **kwargs)
-        for key in VARIANT_KWARG_KEYS:  # peft's variant arguments never reach the base layer
-            kwargs.pop(key, None)
-        result = self.base_layer(x, *args, **kwargs)
+        result = base_layer_output(self, x, *args, **kwargs)
         result_dtype = result.dtype
         active = set(self.active_adapters)
         for name, rows in router.routes(x.shape[0]):

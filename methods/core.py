@@ -40,6 +40,21 @@ EMBEDDINGS = ("fourier", "mlp", "raw")
 # --------------------------------------------------------------------------------------------
 # Noise embeddings and cores
 # --------------------------------------------------------------------------------------------
+def peft_forward_applies(layer: PeftLoraLinear, kwargs: dict) -> bool:
+    """Whether peft's own LoRA forward is the right one: adapters disabled or merged, or a
+    mixed-adapter batch (``adapter_names``), none of which a custom layer handles."""
+    return bool(layer.disable_adapters or layer.merged or kwargs.get("adapter_names") is not None)
+
+
+def base_layer_output(layer: PeftLoraLinear, x: torch.Tensor, *args: Any, **kwargs: Any):
+    """The frozen layer's output, as peft's forward computes it before adding its adapters
+    (peft's variant keyword arguments never reach the base layer)."""
+    layer._check_forward_args(x, *args, **kwargs)
+    for key in VARIANT_KWARG_KEYS:
+        kwargs.pop(key, None)
+    return layer.base_layer(x, *args, **kwargs)
+
+
 class FourierEmbedding(nn.Module):
     """e(t) = [sin(t w), cos(t w)], w ~ N(0, 1) * std fixed at creation (no 2 pi), saved."""
 
@@ -298,17 +313,11 @@ class CoreLoraLinear(PeftLoraLinear):
         self._bench_cores[adapter_name] = (bank, group)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if (
-            self.disable_adapters
-            or self.merged
-            or kwargs.get("adapter_names") is not None
-            or not any(a in self._bench_cores for a in self.active_adapters)
+        if peft_forward_applies(self, kwargs) or not any(
+            a in self._bench_cores for a in self.active_adapters
         ):
             return super().forward(x, *args, **kwargs)
-        self._check_forward_args(x, *args, **kwargs)
-        for key in VARIANT_KWARG_KEYS:  # peft's variant arguments never reach the base layer
-            kwargs.pop(key, None)
-        result = self.base_layer(x, *args, **kwargs)
+        result = base_layer_output(self, x, *args, **kwargs)
         result_dtype = result.dtype
         for active in self.active_adapters:
             if active not in self.lora_A:

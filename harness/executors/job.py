@@ -25,6 +25,9 @@ class Job:
     reuse: str | None = None
     # Why an unfinished cell with a saved adapter is retrained instead (recorded in the cell).
     retrain_reason: str | None = None
+    # A finished cell's tasks scored on examples the task no longer has: {task: (recorded hash,
+    # current hash)}, found by the planner (harness/stale.py); set with extend=True.
+    stale: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def cell_id(self) -> str:
@@ -51,9 +54,9 @@ def plan_job(request: CellRequest, cell_dir: Path, retry_failed: bool) -> Job | 
         return Job(request, cell_dir)
     record = read_record(path)
     if record.status == "done":
-        stale = bool(stale_tasks(request, record))  # scored on examples the task no longer has
+        stale = stale_tasks(request, record)  # scored on examples the task no longer has
         if stale or missing_evaluations(request, record):
-            return Job(request, cell_dir, extend=True)
+            return Job(request, cell_dir, extend=True, stale=stale)
         return None
     if record.status == "failed" and not retry_failed:
         return None
