@@ -86,16 +86,16 @@ class PhaseClock:
 
 
 def install(clock: PhaseClock) -> None:
-    import harness.cell as cell
-    import harness.evaluation as evaluation
-    import harness.train as train
+    import harness.processes.masked.evaluate as masked_evaluate
+    import harness.processes.masked.objective as masked_objective
+    import harness.run.cell as cell
     import tasks.evaluate as task_eval
 
     clock.wrap(cell, "load_model", "load")
     clock.wrap(cell, "training_split", "load")
-    clock.wrap(train, "validation_loss", "validate")
-    clock.wrap(evaluation, "generate", "sample")
-    clock.wrap(evaluation, "estimate_loglikelihood", "loglik")
+    clock.wrap(masked_objective, "validation_loss", "validate")
+    clock.wrap(masked_evaluate, "generate", "sample")
+    clock.wrap(masked_evaluate, "estimate_loglikelihood", "loglik")
     clock.wrap(task_eval, "score_generations", "score")
     clock.wrap(task_eval, "score_loglik", "score")
     # the cell module imported it by name: wrap it there (its validation is charged apart)
@@ -107,7 +107,7 @@ def startup_cost(threads: int) -> dict[str, float]:
     code = (
         f"import resource, torch; torch.set_num_threads({threads})\n"
         "def c():\n    u = resource.getrusage(resource.RUSAGE_SELF); return u.ru_utime + u.ru_stime\n"
-        "a = c(); import harness.cell, methods.registry, tasks.registry; b = c()\n"
+        "a = c(); import harness.run.cell, methods.registry, tasks.registry; b = c()\n"
         "from harness.models.loader import load_model; load_model('tiny', 'cpu'); d = c()\n"
         "print(a, b - a, d - b)"
     )
@@ -135,10 +135,12 @@ def main() -> None:
 
     import torch
 
-    from harness.cell import CellRequest
     from harness.cli import _grid_spec
-    from harness.grid import make_grid, sampling_steps, sampling_variants
-    from harness.runner import CELLS, Job, execute_job
+    from harness.run.cell import CellRequest
+    from harness.run.executors.job import Job
+    from harness.run.executors.worker import execute_job
+    from harness.run.grid import make_grid, sampling_steps, sampling_variants
+    from harness.run.runner import CELLS
 
     torch.set_num_threads(args.threads)
     spec, _ = _grid_spec(None, None, None, None, None, None, None, None, args.preset, None)

@@ -33,11 +33,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from harness.causal.decode import greedy_generate
-    from harness.config import TrainConfig
+    from harness.config.cell import TrainConfig
     from harness.models.loader import load_model
-    from harness.sampling import SamplingStats
-    from harness.train import train_adapter
+    from harness.processes.causal.decode import greedy_generate
+    from harness.processes.masked.sampling import SamplingStats
+    from harness.processes.training import train_adapter
     from methods.l2d.solve import FlowSettings
     from methods.registry import get_method
     from tasks.prompts import format_prompt

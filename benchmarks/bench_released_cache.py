@@ -28,10 +28,10 @@ import time
 
 import torch
 
+from harness.ground.device import autocast_for
 from harness.models.loader import load_model
-from harness.sampling import SamplerConfig, SamplingStats, generate, left_pad
-from harness.sampling.cache import CACHE_BACKENDS
-from harness.train import autocast_for
+from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate, left_pad
+from harness.processes.masked.sampling.cache import CACHE_BACKENDS
 from tests.released_models import build_dream, build_llada, require_fixtures
 
 PROMPTS = ["Q: 7+1=", "A longer question: 2+2=", "Hi", "Q: what is 12 times 3? A:"]

@@ -48,9 +48,9 @@ def load_avg() -> str:
 
 
 def run_grid_once(label: str, executor, out: Path) -> dict:
-    from harness.cell import CellRequest
-    from harness.grid import make_grid, sampling_steps
-    from harness.runner import run_grid
+    from harness.run.cell import CellRequest
+    from harness.run.grid import make_grid, sampling_steps
+    from harness.run.runner import run_grid
     from results.store import load_records
 
     grid = make_grid(SPEC)
@@ -77,9 +77,9 @@ def run_grid_once(label: str, executor, out: Path) -> dict:
 def executors_side_by_side(with_ray: bool, only: list[str]) -> None:
     import torch
 
-    from harness.executors.inprocess import InProcessExecutor
-    from harness.executors.local import LocalProcessExecutor
-    from harness.pretrain import ensure_tiny_base
+    from harness.processes.masked.pretrain import ensure_tiny_base
+    from harness.run.executors.inprocess import InProcessExecutor
+    from harness.run.executors.local import LocalProcessExecutor
 
     ensure_tiny_base()
     root = Path(tempfile.mkdtemp(prefix="bench-runner-"))
@@ -95,7 +95,7 @@ def executors_side_by_side(with_ray: bool, only: list[str]) -> None:
     if with_ray:
         import ray
 
-        from harness.executors.ray_cluster import RayExecutor, start_local_ray
+        from harness.run.executors.ray_cluster import RayExecutor, start_local_ray
 
         start = time.perf_counter()
         start_local_ray(num_cpus=2, num_gpus=0)

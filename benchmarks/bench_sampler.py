@@ -34,9 +34,9 @@ from pathlib import Path
 
 import torch
 
-from harness.config import EvalConfig
-from harness.sampling import SamplerConfig, SamplingStats, generate
-from harness.train import autocast_for
+from harness.config.cell import EvalConfig
+from harness.ground.device import autocast_for
+from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate
 
 SPEED_SETTINGS = {
     "plain": {},
@@ -57,8 +57,8 @@ UNSEEN = "synth_math_unseen,synth_choice_unseen,synth_code_unseen"
 
 def load(cell_dir: Path, device: str):
     """The cell's base model with its adapter (no lm-eval import: the GPU image lacks it)."""
-    from harness.adapter_paths import resolve_adapter
     from harness.models.loader import load_model
+    from harness.run.adapter_paths import resolve_adapter
     from methods.registry import load_adapter
     from results.store import RECORD_NAME, read_record
 
@@ -142,7 +142,7 @@ def speed(dlm, args, label: str) -> None:
 def accuracy(cell_dir: Path, args, gen: int, block: int, settings: dict[str, dict]) -> list:
     import pandas as pd
 
-    from harness.evaluation import evaluate
+    from harness.processes.evaluation import evaluate
     from reports.stats import paired_bootstrap
     from results.store import RECORD_NAME, read_record
     from tasks.registry import get_task

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from harness.sampling.cache import CACHE_BACKENDS
-from harness.sampling.loop import left_pad
-from harness.sampling.schedule import transfer_counts
+from harness.processes.masked.sampling.cache import CACHE_BACKENDS
+from harness.processes.masked.sampling.loop import left_pad
+from harness.processes.masked.sampling.schedule import transfer_counts
 
 VARIANTS = ("dual", "prefix", "dual, context stale", "dual, level stale", "dual, refreshed")
 

@@ -32,8 +32,8 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
-from harness.errors import BenchError
-from methods.targets import resolve_targets
+from harness.ground.errors import BenchError
+from methods.targets import default_targets, resolve_targets
 
 # peft's PeftModel asks every model for `is_gradient_checkpointing`, which transformers 5 has
 # deprecated: one FutureWarning per adapted model (per cell) that no user can act on.
@@ -255,6 +255,28 @@ class Method:
     def extra_lora_kwargs(self, config: MethodConfig) -> dict[str, Any]:
         return {}
 
+    # -- counting ---------------------------------------------------------------------------
+    def count_parameters(self, arch, config: MethodConfig) -> int:
+        """Trainable parameters of this method's adapter with ``config`` on an architecture,
+        from its layer shapes alone (nothing is built). ``arch`` is a cost model's
+        :class:`harness.costs.architecture.Architecture`: ``layer_kinds()``,
+        ``target_shapes(targets, global_layer)``, ``adapter_copies``, ``layers``, ``hidden``
+        and ``family``. This default is LoRA's count; methods with more parameters add theirs."""
+        return self.lora_parameters(arch, config)
+
+    def lora_parameters(self, arch, config: MethodConfig, per_output: int = 0) -> int:
+        """r (in + out) per adapted linear (plus ``per_output`` x out), over every layer and
+        adapter copy."""
+        targets = self.cost_targets(arch, config)
+        total = 0
+        for n, global_layer in arch.layer_kinds():
+            shapes = arch.target_shapes(targets, global_layer)
+            total += n * sum(config.rank * (i + o) + per_output * o for i, o in shapes)
+        return total * arch.adapter_copies
+
+    def cost_targets(self, arch, config: MethodConfig) -> tuple[str, ...]:
+        return tuple(config.target_modules or default_targets(arch.family))
+
     def _check_config(self, config: MethodConfig | None) -> MethodConfig:
         if config is None:
             return self.config_cls()
@@ -298,18 +320,29 @@ class Method:
         return self._attach(dlm_base, config, trainable=trainable)
 
 
-def read_method_record(folder: Path, expect: Method | None = None) -> MethodConfig:
-    """The config recorded by :meth:`Adapter.save`, checked against ``expect`` if given."""
-    from methods.registry import get_method
-
+def read_record_file(folder: Path) -> dict[str, Any]:
+    """The method record :meth:`Adapter.save` wrote into ``folder`` (method name and config)."""
     path = Path(folder) / METHOD_FILE
     if not path.is_file():
         raise BenchError(f"{folder} is not a bench adapter folder: {METHOD_FILE} is missing")
-    record = json.loads(path.read_text())
-    method = get_method(record["method"])
-    if expect is not None and method.name != expect.name:
-        raise BenchError(f"{folder} holds a {method.name!r} adapter, not {expect.name!r}")
-    return method.config_cls.from_dict(record["config"])
+    return json.loads(path.read_text())
+
+
+def read_method_record(folder: Path, expect: Method) -> MethodConfig:
+    """The config recorded by :meth:`Adapter.save`, checked to be ``expect``'s (a folder of any
+    method is read by :func:`methods.registry.read_adapter_config`)."""
+    record = read_record_file(folder)
+    if record["method"] != expect.name:
+        raise BenchError(f"{folder} holds a {record['method']!r} adapter, not {expect.name!r}")
+    return expect.config_cls.from_dict(record["config"])
+
+
+def adapter_of(dlm: nn.Module) -> Adapter:
+    """The adapter handle of a model a method was applied to."""
+    adapter = getattr(dlm, "_bench_adapter", None)
+    if adapter is None:
+        raise BenchError("this model carries no adapter: apply a method first")
+    return adapter
 
 
 def module_device(module: nn.Module) -> torch.device:

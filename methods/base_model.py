@@ -2,7 +2,7 @@
 
 It exists so that the base model's scores flow through the same grid, runner, record and report
 path as every adapter (one row in the main table and in the paired-difference table). A ``base``
-cell skips training, and its id ignores the seed and every training setting (``harness/grid.py``
+cell skips training, and its id ignores the seed and every training setting (``harness/run/grid.py``
 normalises them), so it is evaluated once per task and sampler setting and cached like a cell.
 """
 
@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from methods.base import FORMAT_VERSION, Adapter, Method, ParamCounts
+from methods.registry import register_method
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,6 @@ class BaseModelMethod(Method):
 
     def load(self, dlm_base: nn.Module, folder: str | Path, trainable: bool = False) -> Adapter:
         return self.apply(dlm_base, NoAdapterConfig())
+
+
+register_method(BaseModelMethod())

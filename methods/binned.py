@@ -31,10 +31,18 @@ from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dic
 from safetensors.torch import load_file
 from torch import nn
 
-from harness.errors import BenchError
-from methods.base import Adapter, Method, MethodConfig, _help, read_method_record
+from harness.ground.errors import BenchError
+from methods.base import (
+    Adapter,
+    Method,
+    MethodConfig,
+    _help,
+    read_method_record,
+    read_record_file,
+)
 from methods.binned_layer import BinnedLoraLinear, BinRouter, bin_edges, bin_name, bin_of
 from methods.peft_guard import CONFIG_FILE, mark_bench_only, read_lora_config
+from methods.registry import register_method
 from methods.targets import resolve_targets
 
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -109,6 +117,10 @@ class BinnedLoraMethod(Method):
     description = "binned LoRA: K LoRA adapters, example i uses bin min(K-1, floor(t_i K))"
     config_cls = BinnedLoraConfig
     noise_aware = True
+
+    def count_parameters(self, arch, config: MethodConfig) -> int:
+        """One LoRA per noise bin."""
+        return config.bins * self.lora_parameters(arch, config)
 
     def lora_config(self, config: MethodConfig, targets: list[str], trainable: bool) -> LoraConfig:
         lora_config = super().lora_config(config, targets, trainable)
@@ -192,7 +204,10 @@ def _layers(peft_model: PeftModel) -> list[BinnedLoraLinear]:
 # --------------------------------------------------------------------------------------------
 def bin_folder(folder: str | Path, level: float) -> tuple[Path, int, int]:
     """(sub-folder of the bin ``level`` falls in, that bin, K) of a saved binned_lora folder."""
-    config = read_method_record(Path(folder))
+    record = read_record_file(Path(folder))
+    config = (
+        BinnedLoraConfig.from_dict(record["config"]) if record["method"] == "binned_lora" else None
+    )
     if not isinstance(config, BinnedLoraConfig):
         raise BenchError(f"{folder} is not a binned_lora adapter folder")
     k = int(bin_of(torch.tensor([float(level)]), config.bins)[0])
@@ -208,3 +223,6 @@ def weight_files(folder: str | Path) -> list[Path]:
         p for p in folder.glob(f"bin*/{WEIGHTS_FILE}") if re.fullmatch(r"bin\d+", p.parent.name)
     ]
     return sorted(found, key=lambda p: int(p.parent.name[3:]))
+
+
+register_method(BinnedLoraMethod())

@@ -14,7 +14,7 @@ The cores live in one :class:`CoreBank` per adapter, attached to peft's ``LoraMo
 ``lora_core`` ModuleDict (the place VeRA keeps its shared matrices), so ``save_pretrained``
 writes them (the Fourier buffer included) into adapter_model.safetensors with the LoRA factors.
 
-The bank subscribes to the model's :class:`harness.noise.NoiseChannel` and computes every C once
+The bank subscribes to the model's :class:`harness.ground.noise_level.NoiseChannel` and computes every C once
 per forward, before the first layer runs; layers only read it. The value stays set after the
 forward, so layers recomputed under gradient checkpointing read the same C (use transformers'
 default ``use_reentrant=False``; reentrant checkpointing cannot backpropagate one shared

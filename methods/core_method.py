@@ -14,7 +14,7 @@ from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from safetensors.torch import load_file
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from methods.base import (
     METHOD_FILE,
     Adapter,
@@ -25,6 +25,7 @@ from methods.base import (
 )
 from methods.core import CoreBank, CoreLoraLinear
 from methods.peft_guard import mark_bench_only, read_lora_config
+from methods.registry import read_adapter_config
 from methods.targets import module_type
 
 ADAPTER_NAME = "default"
@@ -128,6 +129,22 @@ class CoreMethod(Method):
     def make_bank(self, config: MethodConfig, groups: list[str], mask_id: int | None) -> CoreBank:
         raise NotImplementedError
 
+    def core_parameters(self, config: MethodConfig) -> int:
+        """Parameters of one core (a static P, or NaRA's hypernetwork)."""
+        raise NotImplementedError
+
+    def count_parameters(self, arch, config: MethodConfig) -> int:
+        """LoRA's, plus one core per sharing group of the adapted linears."""
+        targets = self.cost_targets(arch, config)
+        layer_names = [
+            f"copy{c}.layers.{n}.{t}"
+            for c in range(arch.adapter_copies)
+            for n in range(arch.layers)
+            for t in targets
+        ]
+        groups = len({group_of(name, config.core_sharing) for name in layer_names})
+        return self.lora_parameters(arch, config) + groups * self.core_parameters(config)
+
     def lora_config(self, config: MethodConfig, targets: list[str], trainable: bool) -> LoraConfig:
         lora_config = super().lora_config(config, targets, trainable)
         lora_config._register_custom_module({nn.Linear: CoreLoraLinear})
@@ -190,8 +207,8 @@ class CoreMethod(Method):
 def load_core_state(folder: str | Path) -> tuple[str, MethodConfig, dict[str, Any], float]:
     """(method name, config, the saved state dict, scale) of an adapter folder, on the CPU."""
     folder = Path(folder)
-    config = read_method_record(folder)
     name = json.loads((folder / METHOD_FILE).read_text())["method"]
+    config = read_adapter_config(folder)
     state = load_file(str(folder / WEIGHTS_FILE), device="cpu")
     return name, config, state, config.scale
 

@@ -27,14 +27,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.errors import BenchError
-from methods.base import FORMAT_VERSION, METHOD_FILE, MethodConfig, read_method_record
+from harness.ground.errors import BenchError
+from methods.base import FORMAT_VERSION, METHOD_FILE, MethodConfig
 from methods.binned import BinnedLoraConfig, bin_folder
 from methods.core import _key
 from methods.core_method import WEIGHTS_FILE, CoreConfig, group_of
 from methods.lora import LoraMethodConfig
 from methods.nara import NaraConfig, _cores, offline_bank
 from methods.peft_guard import CONFIG_FILE, read_lora_config
+from methods.registry import read_adapter_config
 
 LORA_FIELDS = ("rank", "alpha", "scaling", "dropout", "target_modules")
 
@@ -61,7 +62,7 @@ def export_adapter(
             "an L2D adapter is a second stream beside the base, not a weight update: it has no "
             "plain peft LoRA equivalent (load it with bench's load_adapter)"
         )
-    if isinstance(read_method_record(adapter_dir), BinnedLoraConfig):
+    if isinstance(read_adapter_config(adapter_dir), BinnedLoraConfig):
         return _export_bin(adapter_dir, out, level)
     name, config, bank, state, _ = offline_bank(adapter_dir)
     _check_level(name, config, level)
@@ -121,7 +122,7 @@ def _export_bin(adapter_dir: Path, out: Path, level: float | None) -> Exported:
     if not 0.0 <= level <= 1.0:
         raise BenchError(f"--level must be in [0, 1], got {level}")
     bin_dir, k, bins = bin_folder(adapter_dir, level)
-    config = read_method_record(adapter_dir)
+    config = read_adapter_config(adapter_dir)
     staging = _staging(out)
     shutil.copy2(bin_dir / WEIGHTS_FILE, staging / WEIGHTS_FILE)
     read_lora_config(bin_dir).save_pretrained(str(staging))  # peft_type LORA: one bin, plain

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.base import Method, MethodConfig
+from methods.registry import register_method
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,6 @@ class LoraMethod(Method):
     objectives = ("masked-diffusion", "autoregressive")
     description = "LoRA (peft): W0 x + s B A x"
     config_cls = LoraMethodConfig
+
+
+register_method(LoraMethod())

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.errors import BenchError
-from methods.base import _help
+from harness.ground.errors import BenchError
+from methods.base import _help, adapter_of
 from methods.core import CONDITIONINGS, EMBEDDINGS, CoreBank, HyperCore, _key
 from methods.core_method import (
     CoreAdapter,
@@ -39,6 +39,7 @@ from methods.core_method import (
     group_of,
     load_core_state,
 )
+from methods.registry import register_method
 from methods.static_core import StaticCoreMethod
 
 
@@ -165,12 +166,13 @@ class NaraMethod(CoreMethod):
     def make_bank(self, config, groups, mask_id):
         return make_nara_bank(config, groups, mask_id)
 
+    def core_parameters(self, config) -> int:
+        return hypernetwork_parameter_count(config)
+
 
 def merge_at(dlm, t: float) -> None:
     """Merge a NaRA (or binned LoRA) adapter into the base weights at noise level ``t``
     (``adapter.unmerge()``)."""
-    from methods.registry import adapter_of
-
     adapter = adapter_of(dlm)
     if not callable(getattr(adapter, "merge_at", None)):  # NaRA, binned LoRA
         raise BenchError(
@@ -292,3 +294,6 @@ def relative_core_effect(adapter_dir: str | Path, ts: np.ndarray) -> np.ndarray 
     if plain_sq <= 0:
         return np.zeros(len(delta_sq))
     return (delta_sq.clamp(min=0) / plain_sq).sqrt().numpy()
+
+
+register_method(NaraMethod())

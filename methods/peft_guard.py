@@ -20,7 +20,7 @@ from pathlib import Path
 
 from peft import LoraConfig
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 CONFIG_FILE = "adapter_config.json"
 MARKER_PREFIX = "BENCH_"

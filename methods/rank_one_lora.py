@@ -15,7 +15,7 @@ stuck in a wrong direction at d = 100 even from an exact base with plenty of dat
 
 ``selection`` picks which fine-tuning sequences get labelled (``methods/rank_one_selection.py``).
 The method is registered like the others, but it adapts the sandbox's attention model, never a
-dLLM: its cells run in ``harness/theory_cell.py``.
+dLLM: its cells run in ``harness/run/theory_cell.py``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.errors import BenchError
-from harness.models.attention import rank_one_index, sequence_errors
+from harness.ground.errors import BenchError
+from harness.ground.theory_attention import rank_one_index, sequence_errors
 from methods.base import Method, MethodConfig
+from methods.registry import register_method
 
 INITS = ("spectral", "random")
 SELECTIONS = ("random", "gradient", "excitation")
@@ -149,7 +150,7 @@ def fit_rank_one(
     curve: list[tuple[int, float]] | None = None,
 ) -> torch.Tensor:
     """Fit ``u`` on ``(x, y)`` over the frozen base whose index of ``x`` is ``h0`` (see
-    :func:`harness.models.attention.attention_index`), from ``start`` (default:
+    :func:`harness.ground.theory_attention.attention_index`), from ``start`` (default:
     ``config.init``); returns ``u``. ``curve`` receives (step, loss) every 10th step and last."""
     d = x.shape[-1]
     if start is not None:
@@ -175,3 +176,6 @@ def alignment(u: torch.Tensor, u_star: torch.Tensor) -> float:
     """``|u^T u*| / (||u|| ||u*||)``; 0 for ``u = 0`` (a ridge can shrink it away)."""
     norm = float(u.norm() * u_star.norm())
     return abs(float(u @ u_star)) / norm if norm > 0 else 0.0
+
+
+register_method(RankOneLoraMethod())

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from harness.models.attention import rank_one_index
+from harness.ground.theory_attention import rank_one_index
 from methods.rank_one_lora import RankOneLoraConfig, fit_rank_one
 
 INITIAL_SHARE = 0.1

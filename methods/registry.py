@@ -1,5 +1,10 @@
 """Named PEFT methods: ``get_method(name)``, ``list_methods()``, and adapter folders that load
-without being told their method (``load_adapter``)."""
+without being told their method (``load_adapter``).
+
+Methods register themselves (:func:`register_method`, at the end of each method's module, as
+peft's tuners do); this module imports none of them. The ``methods`` package imports every method
+module, so any import of ``methods.registry`` sees them all registered.
+"""
 
 from __future__ import annotations
 
@@ -9,30 +14,18 @@ from pathlib import Path
 
 from torch import nn
 
-from harness.errors import BenchError
-from methods.base import Adapter, Method, read_method_record
-from methods.base_model import BaseModelMethod
-from methods.binned import BinnedLoraMethod
-from methods.dora import DoraMethod
-from methods.l2d import L2DMethod
-from methods.lora import LoraMethod
-from methods.nara import NaraMethod
-from methods.rank_one_lora import RankOneLoraMethod
-from methods.static_core import StaticCoreMethod
+from harness.ground.errors import BenchError
+from methods.base import Adapter, Method, MethodConfig, adapter_of, read_record_file
 
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in (
-        BaseModelMethod(),
-        LoraMethod(),
-        DoraMethod(),
-        StaticCoreMethod(),
-        NaraMethod(),
-        BinnedLoraMethod(),
-        RankOneLoraMethod(),  # the theory sandbox's (harness/sandboxes.py)
-    )
-}
-METHODS[L2DMethod.name] = L2DMethod()
+METHODS: dict[str, Method] = {}  # in registration order (the order `bench list methods` shows)
+
+
+def register_method(method: Method) -> Method:
+    """Make ``method`` known by its name; each method module calls this for its own method."""
+    if method.name in METHODS and type(METHODS[method.name]) is not type(method):
+        raise BenchError(f"two methods are registered as {method.name!r}")
+    METHODS[method.name] = method
+    return method
 
 
 def get_method(name: str) -> Method:
@@ -84,22 +77,17 @@ def list_methods() -> list[MethodRow]:
     return rows
 
 
+def read_adapter_config(folder: str | Path) -> MethodConfig:
+    """The config recorded in an adapter folder of any method."""
+    record = read_record_file(Path(folder))
+    return get_method(record["method"]).config_cls.from_dict(record["config"])
+
+
 def load_adapter(dlm_base: nn.Module, folder: str | Path, trainable: bool = False) -> Adapter:
     """Load any bench adapter folder onto a fresh base model; the method is read from the folder."""
-    config = read_method_record(Path(folder))
-    for method in METHODS.values():
-        if type(config) is method.config_cls:
-            return method.load(dlm_base, folder, trainable=trainable)
-    raise BenchError(f"no method takes a {type(config).__name__}")  # unreachable
+    method = get_method(read_record_file(Path(folder))["method"])
+    return method.load(dlm_base, folder, trainable=trainable)
 
 
 def save_adapter(dlm: nn.Module, folder: str | Path) -> Path:
     return adapter_of(dlm).save(folder)
-
-
-def adapter_of(dlm: nn.Module) -> Adapter:
-    """The adapter handle of a model a method was applied to."""
-    adapter = getattr(dlm, "_bench_adapter", None)
-    if adapter is None:
-        raise BenchError("this model carries no adapter: apply a method first")
-    return adapter

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from methods.core import CoreBank, StaticCore
 from methods.core_method import CoreConfig, CoreMethod
+from methods.registry import register_method
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,9 @@ class StaticCoreMethod(CoreMethod):
 
     def make_bank(self, config, groups, mask_id):
         return CoreBank({g: StaticCore(config.rank, config.c_scale) for g in groups})
+
+    def core_parameters(self, config) -> int:
+        return config.rank * config.rank
+
+
+register_method(StaticCoreMethod())

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 FAMILY_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "tiny": ("q_proj", "k_proj", "v_proj", "o_proj"),

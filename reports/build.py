@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import BenchError
-from harness.sandboxes import sandbox_of
+from harness.ground.errors import BenchError
+from harness.models.sandboxes import sandbox_of
 from reports import plots
 from reports.calibration import aa_table
 from reports.contention import contention_notes
@@ -357,7 +357,7 @@ def build_report(
 
 
 def _sandbox_report(data: ReportData, out: Path) -> Path:
-    """The report of runs whose cells are all sandbox cells (harness/sandboxes.py): their preset
+    """The report of runs whose cells are all sandbox cells (harness/models/sandboxes.py): their preset
     sections, failures and environment. The dLLM tables (accuracy higher-is-better, paired
     per-example statistics, noise bins, sampler costs) do not apply to them."""
     records = data.records

@@ -1,10 +1,10 @@
-"""Flags cost figures that were timed on a busy machine (see ``harness/load.py``)."""
+"""Flags cost figures that were timed on a busy machine (see ``harness/ground/machine_load.py``)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from harness.load import MIN_CPU_SHARE, OTHERS_PER_CORE, contended
+from harness.ground.machine_load import MIN_CPU_SHARE, OTHERS_PER_CORE, contended
 from results.schema import Record
 
 PHASES = (("training", "train"), ("evaluation", "eval"))

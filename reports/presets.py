@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from reports.theory import CHECKS as THEORY_CHECKS
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -48,7 +48,7 @@ GRID_KEYS = {
     "limit",
     "preset",
     "real",
-    # where the cells run (harness/executors), not grid axes: the CLI options override them
+    # where the cells run (harness/run/executors), not grid axes: the CLI options override them
     "executor",
     "ray_address",
     "workers",
@@ -180,7 +180,7 @@ def load_preset(name: str) -> dict[str, Any]:
 def for_model(grid: dict[str, Any], model: str | None) -> dict[str, Any]:
     """The grid for ``model`` (default: the grid's own): with a real model, the ``real``
     section's keys replace the tiny ones (``set`` entries are merged)."""
-    from harness.config import is_tiny
+    from harness.config.cell import is_tiny
 
     out = {k: v for k, v in grid.items() if k != "real"}
     chosen = model or out.get("model") or DEFAULT_MODEL

@@ -1,6 +1,6 @@
 """The result record: one JSON file per grid cell, versioned and validated on load.
 
-A record is written by the runner (``harness/runner.py``) and read by the report
+A record is written by the runner (``harness/run/runner.py``) and read by the report
 (``reports/``). Everything a paper table, a cost analysis and a noise-level plot needs is in it;
 the report never reads anything else from a cell folder except the adapter for NaRA's core plots.
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -199,7 +199,7 @@ class Costs:
     peak_memory_bytes: int | None = None
     eval_time_s: float | None = None
     time_per_sampling_step_s: float | None = None
-    # How busy the machine was while training / evaluation were timed (harness/load.py).
+    # How busy the machine was while training / evaluation were timed (harness/ground/machine_load.py).
     train_load_avg: float | None = None
     train_cpu_share: float | None = None
     eval_load_avg: float | None = None
@@ -208,7 +208,7 @@ class Costs:
     # read; None in records written before it was recorded.
     run_threads: int | None = None
     # Seconds this cell's worker spent loading the base model: 0.0 when it reused the base it
-    # already held (harness/executors/model_cache.py), None in records written before reuse.
+    # already held (harness/run/executors/model_cache.py), None in records written before reuse.
     model_load_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,7 +238,7 @@ class Environment:
     python: str | None = None
     # load-time repairs applied to the model's released code (harness/models/llada.py, dream.py)
     model_repairs: list[str] = field(default_factory=list)
-    # Which worker ran the cell (harness/executors): executor, node, worker, pid, device, attempt.
+    # Which worker ran the cell (harness/run/executors): executor, node, worker, pid, device, attempt.
     placement: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

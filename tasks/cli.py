@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import TaskSpec
 from tasks.evaluate import TaskScore, score_generations, score_loglik
 from tasks.registry import GROUPS, all_tasks, get_task

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks import prompts, scoring
 from tasks.base import Example, TaskSpec
 from tasks.registry import get_task

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.hub import HUB_ENV, hub_offline_by_env
+from harness.ground.hub import HUB_ENV, hub_offline_by_env
 from tasks.base import Example, TaskSpec
 from tasks.sources import Source, SourceUnavailable
 

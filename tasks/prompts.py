@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import Example
 
 Template = Literal["alpaca", "plain", "chat"]

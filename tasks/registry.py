@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import TaskSpec
 
 _TASKS: dict[str, TaskSpec] = {}

@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from harness.load import worker_threads_hint
+from harness.ground.machine_load import worker_threads_hint
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import Example
 
 SPLITS = ("train", "validation", "test")
@@ -134,21 +134,11 @@ def split_of(prompt: str) -> str:
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
-def all_families() -> dict[str, SyntheticFamily]:
-    """The in-distribution families (in the base's pretraining mix) and the unseen ones (not)."""
-    from tasks.unseen import UNSEEN_TASKS
-
-    return {**SYNTHETIC_TASKS, **UNSEEN_TASKS}
-
-
-def make_split(name: str, split: str, n: int, seed: int = 0) -> list[Example]:
-    """``n`` distinct examples of one family's split, deterministic for (name, split, n, seed)."""
-    families = all_families()
-    if name not in families:
-        raise BenchError(f"unknown synthetic task {name!r}; valid: {', '.join(families)}")
+def draw_split(family: SyntheticFamily, name: str, split: str, n: int, seed: int) -> list[Example]:
+    """``n`` distinct examples of one family's split, deterministic for (name, split, n, seed).
+    (:func:`tasks.synthetic_tasks.make_split` finds the family by name, unseen ones included.)"""
     if split not in SPLITS:
         raise BenchError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    family = families[name]
     rng = random.Random(f"{name}/{split}/{seed}")
     seen: set[str] = set()
     examples: list[Example] = []
@@ -183,5 +173,5 @@ def pretraining_examples(n_per_family: int, seed: int) -> list[Example]:
     return [
         ex
         for name in SYNTHETIC_TASKS
-        for ex in make_split(name, "train", n_per_family, seed=10_000 + seed)
+        for ex in draw_split(SYNTHETIC_TASKS[name], name, "train", n_per_family, 10_000 + seed)
     ]

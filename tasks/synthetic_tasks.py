@@ -11,9 +11,23 @@ from __future__ import annotations
 
 from functools import partial
 
+from harness.ground.errors import BenchError
 from tasks.base import Example, TaskSpec
-from tasks.synthetic import all_families, make_split
+from tasks.synthetic import SYNTHETIC_TASKS, SyntheticFamily, draw_split
 from tasks.unseen import TEST_SIZES, TINY_DEFAULTS, UNSEEN_TASKS
+
+
+def all_families() -> dict[str, SyntheticFamily]:
+    """The in-distribution families (in the base's pretraining mix) and the unseen ones (not)."""
+    return {**SYNTHETIC_TASKS, **UNSEEN_TASKS}
+
+
+def make_split(name: str, split: str, n: int, seed: int = 0) -> list[Example]:
+    """``n`` distinct examples of one family's split, deterministic for (name, split, n, seed)."""
+    families = all_families()
+    if name not in families:
+        raise BenchError(f"unknown synthetic task {name!r}; valid: {', '.join(families)}")
+    return draw_split(families[name], name, split, n, seed)
 
 
 def synth_code_program(example: Example, completion: str) -> str:

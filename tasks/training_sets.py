@@ -10,7 +10,7 @@ and evaluated on every task of the suite (``train.data=suite``).
 A local file always wins: ``$BENCH_DATA_DIR/<name>/train.jsonl`` (or ``.json``), in the set's own
 format (the rows the hub serves) or bench's (``id``, ``prompt``, ``target``). None of them is in
 an installed package, so an offline machine without that file cannot train a suite adapter; the
-run stops before any training with one line saying where to put the file (``harness/preflight.py``).
+run stops before any training with one line saying where to put the file (``harness/run/preflight.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import LoadedSplit, Provenance, content_hash
 from tasks.code_tasks import CODEFEEDBACK
 from tasks.commonsense import CS170K

@@ -8,7 +8,7 @@ import torch
 from harness.models.dlm import DiffusionLM, ModelInfo
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from harness.models.tokenizer import CharTokenizer
-from harness.pretrain import PretrainConfig
+from harness.processes.masked.pretrain import PretrainConfig
 
 # A base small enough to pretrain in a few seconds: for plumbing tests, not for accuracy.
 SMALL_BASE = PretrainConfig(
@@ -56,7 +56,7 @@ def tiny_dlm() -> DiffusionLM:
 @pytest.fixture(scope="session")
 def small_base(tmp_path_factory):
     """A tiny base pretrained for a few seconds, shared by the tests that run whole cells."""
-    from harness.pretrain import pretrain
+    from harness.processes.masked.pretrain import pretrain
 
     folder = tmp_path_factory.mktemp("base") / "tiny"
     pretrain(SMALL_BASE, folder, show_progress=False)

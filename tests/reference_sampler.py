@@ -1,4 +1,4 @@
-"""The plain sampler exactly as it was before harness.sampling (harness/sampler.py at bce6489),
+"""The plain sampler exactly as it was before harness.processes.masked.sampling (harness/sampler.py at bce6489),
 kept verbatim as the reference that the plain path must reproduce token by token."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Literal
 
 import torch
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM
 
 SCHEDULES: dict[str, Callable[[float], float]] = {

@@ -1,5 +1,5 @@
 """--retry-failed reuses the adapter a failed cell saved, and only when its stamp says it is this
-cell's: same config, same base, every file as saved (harness/adapter_stamp.py)."""
+cell's: same config, same base, every file as saved (harness/run/adapter_stamp.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-import harness.cell as cell_module
-from harness.adapter_stamp import STAMP_FILE, reuse_problem, write_stamp
-from harness.grid import make_grid
-from harness.runner import InProcessExecutor, run_grid
+import harness.run.cell as cell_module
+from harness.run.adapter_stamp import STAMP_FILE, reuse_problem, write_stamp
+from harness.run.executors.inprocess import InProcessExecutor
+from harness.run.grid import make_grid
+from harness.run.runner import run_grid
 from results.store import load_records
 from tests.test_runner import quick_spec, requests_for
 
@@ -165,7 +166,7 @@ def test_a_base_whose_weights_changed_is_another_base(tmp_path):
     import os
     from types import SimpleNamespace
 
-    from harness.adapter_stamp import base_identity, base_problem
+    from harness.run.adapter_stamp import base_identity, base_problem
 
     base = tmp_path / "base"
     base.mkdir()
@@ -195,7 +196,7 @@ def test_the_same_base_files_in_another_folder_are_the_same_base(tmp_path):
     import shutil
     from types import SimpleNamespace
 
-    from harness.adapter_stamp import base_identity, base_problem
+    from harness.run.adapter_stamp import base_identity, base_problem
 
     base = tmp_path / "base"
     base.mkdir()
@@ -223,7 +224,7 @@ def test_a_stamp_without_base_files_is_checked_on_its_config(tmp_path):
     """Stamps written before the base's files were recorded keep working (config.json only)."""
     from types import SimpleNamespace
 
-    from harness.adapter_stamp import base_identity, base_problem
+    from harness.run.adapter_stamp import base_identity, base_problem
 
     base = tmp_path / "base"
     base.mkdir()

@@ -9,12 +9,13 @@ import torch
 from lm_eval.api.instance import Instance
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-from harness.errors import BenchError
-from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.ground.errors import BenchError
 from harness.lmeval import BenchDLLM
 from harness.models.loader import load_model
-from harness.runner import InProcessExecutor, run_grid
-from harness.sampler import SamplerConfig, generate
+from harness.processes.masked.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.processes.masked.sampling import SamplerConfig, generate
+from harness.run.executors.inprocess import InProcessExecutor
+from harness.run.runner import run_grid
 from methods import get_method
 from tests.test_lmeval import LM_ARGS, _save_model
 from tests.test_methods_binned import binned, lora_of_bin

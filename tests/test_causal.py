@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.causal.decode import greedy_generate
-from harness.causal.likelihood import causal_loglikelihood
-from harness.causal.objective import causal_batch
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
+from harness.processes.causal.decode import greedy_generate
+from harness.processes.causal.likelihood import causal_loglikelihood
+from harness.processes.causal.objective import causal_batch
 from methods.registry import get_method
 from tests.causal_models import make_causal_lm, save_tiny_ar
 
@@ -61,8 +61,8 @@ def test_next_token_loss_scores_the_answer_and_one_eos():
 
 
 def test_lora_on_a_causal_base_trains_and_decodes_through_peft(one_torch_thread):
-    from harness.config import TrainConfig
-    from harness.train import train_adapter
+    from harness.config.cell import TrainConfig
+    from harness.processes.training import train_adapter
 
     lm = make_causal_lm("tiny-ar")
     method = get_method("lora")
@@ -84,7 +84,7 @@ def ar_folder(tmp_path_factory):
 
 
 def test_grids_pairing_a_method_with_a_base_it_cannot_serve_stop(ar_folder):
-    from harness.grid import make_grid
+    from harness.run.grid import make_grid
 
     with pytest.raises(BenchError, match="method 'nara' adapts masked-diffusion bases"):
         make_grid({"model": str(ar_folder), "methods": ["lora", "nara"]}).cells()
@@ -97,9 +97,10 @@ def test_grids_pairing_a_method_with_a_base_it_cannot_serve_stop(ar_folder):
 def test_an_l2d_grid_runs_end_to_end_and_records_flow_evaluations(
     ar_folder, tmp_path, one_torch_thread
 ):
-    from harness.cell import CellRequest
-    from harness.grid import make_grid, sampling_steps, sampling_variants
-    from harness.runner import InProcessExecutor, run_grid
+    from harness.run.cell import CellRequest
+    from harness.run.executors.inprocess import InProcessExecutor
+    from harness.run.grid import make_grid, sampling_steps, sampling_variants
+    from harness.run.runner import run_grid
     from results.store import load_records
 
     spec = {

@@ -9,8 +9,8 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from harness.causal.objective import CausalObjective
-from harness.config import TrainConfig
+from harness.config.cell import TrainConfig
+from harness.processes.causal.objective import CausalObjective
 from methods.registry import get_method
 from tests.causal_models import make_causal_lm, perturb
 
@@ -68,7 +68,7 @@ def test_checkpointing_gives_the_same_loss_and_gradients(kind, method):
 
 
 def test_a_causal_cell_trains_with_checkpointing():
-    from harness.train import train_adapter
+    from harness.processes.training import train_adapter
 
     curves = []
     for checkpointing in (False, True):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-import harness.train as train_module
-from harness.config import TrainConfig
-from harness.train import train_adapter
+import harness.processes.masked.objective as train_module
+from harness.config.cell import TrainConfig
+from harness.processes.training import train_adapter
 from methods.registry import get_method
 from tests.conftest import make_tiny_dlm
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.config import TrainConfig
-from harness.train import train_adapter
+from harness.config.cell import TrainConfig
+from harness.processes.training import train_adapter
 from methods.nara import relative_core_effect
 from methods.registry import get_method
 from reports.cores import identical_fraction

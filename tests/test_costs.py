@@ -24,8 +24,8 @@ from harness.costs.estimate import (
     memory_estimate,
     training_flops,
 )
-from harness.errors import BenchError
-from harness.grid import make_grid, sampling_steps
+from harness.ground.errors import BenchError
+from harness.run.grid import make_grid, sampling_steps
 from methods.registry import get_method
 from tests.test_runner import run_cli
 
@@ -166,7 +166,7 @@ def test_fit_check_refuses_a_cell_that_cannot_fit(monkeypatch):
     assert fit_problem(cell_cost(long, [256], device_kind("H200"), LLADA_8B), long) is None
     # the run checks before it loads anything: no hub, no weights needed
     monkeypatch.setattr(costs, "visible_device", lambda device: device_kind("L40S"))
-    from harness.cell import CellRequest, run_cell
+    from harness.run.cell import CellRequest, run_cell
 
     with pytest.raises(BenchError, match="checked before loading the model"):
         run_cell(CellRequest(big, [256]), None, "cuda:0")

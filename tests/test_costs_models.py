@@ -10,7 +10,7 @@ import torch
 from harness.costs.architecture import KNOWN, adapter_params, architecture_for
 from harness.costs.devices import device_kind
 from harness.costs.estimate import cell_cost, flow_evals_per_token
-from harness.grid import make_grid
+from harness.run.grid import make_grid
 from methods.registry import get_method
 from tests.causal_models import make_causal_lm
 from tests.test_runner import run_cli

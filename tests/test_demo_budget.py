@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
-import harness.executors as executors
-from harness.executors.local import LocalProcessExecutor, worker_threads
-from harness.grid import make_grid, sampling_steps
+import harness.run.executors as executors
+from harness.run.executors.local import LocalProcessExecutor, worker_threads
+from harness.run.grid import make_grid, sampling_steps
 from reports.presets import load_preset
 
 
@@ -104,7 +104,7 @@ def test_the_demo_preset_runs_one_worker_per_core_and_only_for_the_tiny_model(mo
 
 
 def test_the_base_is_pretrained_on_every_core_before_workers_start(monkeypatch):
-    import harness.pretrain as pretrain
+    import harness.processes.masked.pretrain as pretrain
 
     seen = []
     monkeypatch.setattr(pretrain.os, "cpu_count", lambda: 3)
@@ -116,8 +116,8 @@ def test_the_base_is_pretrained_on_every_core_before_workers_start(monkeypatch):
 
 
 def test_the_dry_run_costs_each_phase_and_divides_by_the_workers():
-    from harness.cell import CellRequest
-    from harness.plan import (
+    from harness.run.cell import CellRequest
+    from harness.run.cell_cost import (
         SANDBOX_SECONDS_PER_PROGRAM,
         TRAIN_SECONDS_PER_TOKEN,
         WORKER_START_SECONDS,

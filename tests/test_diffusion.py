@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
-from harness.diffusion import (
+from harness.ground.errors import BenchError
+from harness.processes.masked.forward import (
     MaskingConfig,
     build_sft_batch,
     diffusion_loss,
     mask_response,
     masked_token_ce,
 )
-from harness.errors import BenchError
 
 MASK = 2
 
@@ -53,7 +53,7 @@ def test_loss_weighting_on_a_hand_computed_case():
     ids = torch.tensor([[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]])
     response = torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 1, 1]], dtype=torch.bool)
     masked = torch.tensor([[0, 0, 1, 0, 1], [0, 1, 0, 0, 0]], dtype=torch.bool)
-    from harness.diffusion import NoisyBatch
+    from harness.processes.masked.forward import NoisyBatch
 
     p = torch.tensor([0.5, 0.25])
     nb = NoisyBatch(ids, ids, masked, p, p, response.sum(1))

@@ -13,22 +13,22 @@ import pytest
 import torch
 from transformers.models.diffusion_gemma import generation_diffusion_gemma as gen
 
-from harness.config import TrainConfig
-from harness.errors import BenchError
-from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.config.cell import TrainConfig
+from harness.ground.errors import BenchError
 from harness.models.diffusion_gemma import base_model
 from harness.models.loader import load_model
-from harness.sampling import SamplerConfig
-from harness.sampling import generate as masked_generate
-from harness.sampling.diffusion_gemma import GemmaSamplingConfig, generate_canvas
-from harness.train import train_adapter
-from harness.uniform_noise import (
+from harness.processes.masked.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.processes.masked.sampling import SamplerConfig
+from harness.processes.masked.sampling import generate as masked_generate
+from harness.processes.training import train_adapter
+from harness.processes.uniform.forward import (
     UniformNoiseConfig,
     batch_logits,
     canvas_logits,
     corrupt,
     renoise,
 )
+from harness.processes.uniform.sampler import GemmaSamplingConfig, generate_canvas
 from methods.registry import get_method, load_adapter
 from tests.diffusion_gemma_models import CANVAS, VOCAB, build_diffusion_gemma
 
@@ -218,8 +218,8 @@ def test_every_method_trains_saves_reloads_and_samples(folder, method, tmp_path)
 
 
 def test_evaluation_uses_generate_and_refuses_loglik_in_one_line(folder):
-    from harness.config import EvalConfig
-    from harness.evaluation import evaluate
+    from harness.config.cell import EvalConfig
+    from harness.processes.evaluation import evaluate
     from tasks.registry import get_task
     from tasks.sources import load_split
 

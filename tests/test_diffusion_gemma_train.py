@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import TrainConfig
+from harness.config.cell import TrainConfig
 from harness.models.loader import load_model
-from harness.train import objective_for, train_adapter, validate_untrained
-from harness.uniform_objective import UniformNoiseObjective
+from harness.processes.training import objective_for, train_adapter, validate_untrained
+from harness.processes.uniform.objective import UniformNoiseObjective
 from methods.registry import get_method
 from tests.diffusion_gemma_models import build_diffusion_gemma
 

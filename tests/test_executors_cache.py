@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.executors.model_cache import BaseModelCache, weights_checksum
 from harness.models.loader import load_model
+from harness.run.executors.model_cache import BaseModelCache, weights_checksum
 from methods.registry import get_method
 
 

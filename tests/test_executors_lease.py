@@ -13,8 +13,8 @@ import threading
 import time
 from collections import Counter
 
-from harness.executors.lease import LeaseBook, read_lease
-from harness.executors.queue import read_events
+from harness.run.executors.lease import LeaseBook, read_lease
+from harness.run.executors.queue import read_events
 from results.store import load_records
 from tests.test_runner import ROOT, quick_spec, requests_for, run_cli
 
@@ -31,7 +31,7 @@ def test_a_lease_is_exclusive_until_released(tmp_path):
 
 def test_a_lease_whose_owner_was_killed_is_taken_over(tmp_path):
     code = (
-        "import sys, time; from harness.executors.lease import LeaseBook; "
+        "import sys, time; from harness.run.executors.lease import LeaseBook; "
         f"book = LeaseBook({str(tmp_path)!r}, stale_s=1.2).start(); book.take('cell'); "
         "print('held', flush=True); time.sleep(600)"
     )
@@ -101,8 +101,8 @@ def test_two_bench_runs_started_together_on_one_folder_run_each_cell_once(small_
 
 
 def test_a_local_worker_killed_mid_cell_is_retried_on_another_worker(small_base, tmp_path):
-    from harness.executors.local import LocalProcessExecutor
-    from harness.runner import run_grid
+    from harness.run.executors.local import LocalProcessExecutor
+    from harness.run.runner import run_grid
 
     out = tmp_path / "run"
     killed: list[int] = []
@@ -137,7 +137,7 @@ def test_a_local_worker_killed_mid_cell_is_retried_on_another_worker(small_base,
     placement = retried.environment.placement
     assert placement["attempt"] == 2 and placement["pid"] != killed[0]
     assert placement["worker"] != died[0]["worker"]
-    from harness.executors.local import worker_threads
+    from harness.run.executors.local import worker_threads
 
     # every cell knows the threads of the whole run on this host (both workers), for the load
     assert {r.costs.run_threads for r in records} == {2 * worker_threads(["cpu", "cpu"], "cpu")}
@@ -187,9 +187,9 @@ def test_grid_file_names_the_executor(tmp_path, monkeypatch, capsys):
 
 
 def test_a_new_driver_waits_out_a_dead_driver_s_lease_then_runs_the_cell(tmp_path):
-    from harness.executors.job import Job
-    from harness.executors.lease import boot_id
-    from harness.executors.queue import JobQueue
+    from harness.run.executors.job import Job
+    from harness.run.executors.lease import boot_id
+    from harness.run.executors.queue import JobQueue
 
     (request,) = requests_for(quick_spec("tiny", methods=["lora"]))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,

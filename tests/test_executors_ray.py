@@ -13,11 +13,11 @@ from collections import Counter
 
 import pytest
 
-from harness.executors.inprocess import InProcessExecutor
-from harness.executors.model_cache import weights_checksum
-from harness.executors.queue import read_events
 from harness.models.loader import load_model
-from harness.runner import run_grid
+from harness.run.executors.inprocess import InProcessExecutor
+from harness.run.executors.model_cache import weights_checksum
+from harness.run.executors.queue import read_events
+from harness.run.runner import run_grid
 from results.store import load_records
 from tests.test_runner import quick_spec, requests_for
 
@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is installed by `make test` (pip in
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from harness.executors.ray_cluster import start_local_ray
+    from harness.run.executors.ray_cluster import start_local_ray
 
     before = os.environ.get("BENCH_CHECK_BASE")
     os.environ["BENCH_CHECK_BASE"] = "1"  # the actors inherit it: checksums in the records
@@ -54,7 +54,7 @@ def predictions(out) -> dict:
 def test_ray_gives_the_local_executor_s_predictions_and_reuses_each_worker_s_base(
     local_ray, small_base, tmp_path, one_torch_thread
 ):
-    from harness.executors.ray_cluster import RayExecutor
+    from harness.run.executors.ray_cluster import RayExecutor
 
     spec = quick_spec(small_base, seeds=[0, 1])  # lora, nara x 2 seeds
     local = run_grid(
@@ -85,7 +85,7 @@ def test_ray_gives_the_local_executor_s_predictions_and_reuses_each_worker_s_bas
 def test_a_ray_worker_killed_mid_cell_leaves_every_cell_done_exactly_once(
     local_ray, small_base, tmp_path
 ):
-    from harness.executors.ray_cluster import RayExecutor
+    from harness.run.executors.ray_cluster import RayExecutor
 
     out = tmp_path / "run"
     killed: list[int] = []

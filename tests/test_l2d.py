@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from methods.l2d.solve import FlowSettings, next_token_logits
 from methods.registry import get_method, load_adapter
 from tests.causal_models import make_causal_lm, perturb
@@ -44,8 +44,8 @@ def test_t0_and_fresh_gate_give_the_base_logits_exactly(kind, one_torch_thread):
 
 
 def test_training_moves_the_flow_and_never_a_base_weight(one_torch_thread):
-    from harness.config import TrainConfig
-    from harness.train import train_adapter
+    from harness.config.cell import TrainConfig
+    from harness.processes.training import train_adapter
 
     lm = make_causal_lm("tiny-ar")
     before = {k: v.clone() for k, v in lm.backbone.state_dict().items()}
@@ -125,7 +125,7 @@ def test_midpoint_one_step_by_hand_and_the_releases_fifteen_evaluations(one_torc
 
 
 def test_bad_solver_schedule_and_steps_fail_with_one_line():
-    from harness.config import EvalConfig
+    from harness.config.cell import EvalConfig
 
     with pytest.raises(BenchError, match="solver 'rk5' is not one of: euler, midpoint, rk4"):
         EvalConfig(solver="rk5")
@@ -165,8 +165,8 @@ def test_save_and_load_give_the_same_logits(tmp_path, one_torch_thread):
 
 
 def test_flow_decoding_counts_flow_evaluations_per_token(one_torch_thread):
-    from harness.causal.decode import greedy_generate
-    from harness.sampling import SamplingStats
+    from harness.processes.causal.decode import greedy_generate
+    from harness.processes.masked.sampling import SamplingStats
 
     lm = make_causal_lm("tiny-ar")
     perturb(_l2d(lm).adapter_parameters())
@@ -191,7 +191,7 @@ def test_methods_refuse_the_wrong_kind_of_base():
 
 @pytest.mark.parametrize("name", ["l2d-steps", "l2d-schedule", "l2d-main"])
 def test_l2d_presets_expand_on_the_causal_bases(name):
-    from harness.grid import make_grid, sampling_variants
+    from harness.run.grid import make_grid, sampling_variants
     from reports.presets import for_model, load_preset
 
     preset = load_preset(name)
@@ -208,7 +208,7 @@ def test_l2d_presets_expand_on_the_causal_bases(name):
 def test_flow_scoring_lines_up_with_the_base_positions(one_torch_thread):
     """A fresh flow's logits are the base's at every flow state, so its likelihood of a
     continuation (one flow per scored position, all at once) must be the base's exactly."""
-    from harness.causal.likelihood import causal_loglikelihood
+    from harness.processes.causal.likelihood import causal_loglikelihood
 
     lm = make_causal_lm("qwen2")
     prefix, target = [5, 6, 7, 8], [9, 10, 11]

@@ -5,8 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.errors import BenchError
-from harness.likelihood import LikelihoodConfig, estimate_loglikelihood, stratified_mask_counts
+from harness.ground.errors import BenchError
+from harness.processes.masked.likelihood import (
+    LikelihoodConfig,
+    estimate_loglikelihood,
+    stratified_mask_counts,
+)
 from tests.conftest import LevelRecorder, make_tiny_dlm
 
 

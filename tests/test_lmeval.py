@@ -11,8 +11,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from harness.errors import BenchError
-from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.ground.errors import BenchError
 from harness.lmeval import (
     BenchDLLM,
     cut_at_stop,
@@ -20,6 +19,7 @@ from harness.lmeval import (
     run_lm_eval,
 )
 from harness.models.loader import load_model
+from harness.processes.masked.likelihood import LikelihoodConfig, estimate_loglikelihood
 from methods.core import HyperCore
 from methods.registry import get_method, load_adapter
 from results.schema import Record

@@ -7,8 +7,8 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from harness.config import default_eval
-from harness.errors import BenchError
+from harness.config.cell import default_eval
+from harness.ground.errors import BenchError
 from harness.lmeval import BenchDLLM, lm_eval_suite
 from harness.models.dlm import DiffusionLM, ModelInfo
 from tests.conftest import LevelRecorder, make_tiny_dlm

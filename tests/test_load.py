@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-import harness.load as load_module
+import harness.ground.machine_load as load_module
 import tasks.sandbox as sandbox
-from harness.load import (
+from harness.ground.machine_load import (
     RUN_THREADS_ENV,
     WORKER_THREADS_ENV,
     announce_threads,

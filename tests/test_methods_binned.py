@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from peft import PeftConfig, PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 
-from harness.config import TrainConfig
+from harness.config.cell import TrainConfig
 from harness.costs.architecture import LLADA_8B, adapter_params
-from harness.errors import BenchError
-from harness.train import train_adapter
+from harness.ground.errors import BenchError
+from harness.processes.training import train_adapter
 from methods import get_method, load_adapter, merge_at
 from methods.binned_layer import bin_of
 from methods.export import export_adapter

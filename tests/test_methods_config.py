@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM, ModelInfo
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from harness.models.tokenizer import CharTokenizer

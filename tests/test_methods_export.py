@@ -11,7 +11,7 @@ import pytest
 import torch
 from peft import PeftConfig, PeftModel
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from methods import load_adapter
 from methods.export import export_adapter

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.loader import load_model
 from tests.conftest import make_tiny_dlm
 

@@ -8,9 +8,14 @@ import os
 
 import pytest
 
-from harness.base_pretraining import CHANCE
-from harness.pretrain import PretrainConfig, ensure_tiny_base, pretrain, tiny_base_dir
-from harness.pretrain_causal import CausalPretrainConfig, tiny_ar_base_dir
+from harness.processes.causal.pretrain import CausalPretrainConfig, tiny_ar_base_dir
+from harness.processes.masked.pretrain import (
+    PretrainConfig,
+    ensure_tiny_base,
+    pretrain,
+    tiny_base_dir,
+)
+from harness.processes.pretraining import CHANCE
 from tests.conftest import SMALL_BASE
 
 QUICK = SMALL_BASE

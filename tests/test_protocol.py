@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cell import CellRequest
-from harness.errors import BenchError
-from harness.grid import make_grid, sampling_steps
-from harness.runner import InProcessExecutor, run_grid
+from harness.ground.errors import BenchError
+from harness.run.cell import CellRequest
+from harness.run.executors.inprocess import InProcessExecutor
+from harness.run.grid import make_grid, sampling_steps
+from harness.run.runner import run_grid
 from results.store import load_records, records_frame
 from tasks.evaluate import score_generations
 from tasks.registry import get_task
@@ -192,9 +193,9 @@ def run_cli(args, monkeypatch, capsys):
 def test_missing_math_sets_stop_before_training_with_one_line(
     no_network, tmp_path, monkeypatch, capsys
 ):
-    import harness.cell
+    import harness.run.cell
 
-    monkeypatch.setattr(harness.cell, "run_cell", _must_not_run)
+    monkeypatch.setattr(harness.run.cell, "run_cell", _must_not_run)
     out = tmp_path / "run"
     code, _, err = run_cli(
         ["run", "--methods", "lora", "--tasks", "svamp", "--out", str(out)], monkeypatch, capsys
@@ -358,7 +359,7 @@ def suite_data(no_network, tmp_path, monkeypatch) -> Path:
 def test_suite_cell_records_one_row_per_task_and_resumes(
     small_base, suite_data, tmp_path, monkeypatch
 ):
-    import harness.cell
+    import harness.run.cell
 
     out = tmp_path / "run"
     summary = _run(_suite_spec(small_base, "svamp,addsub"), out)
@@ -386,8 +387,8 @@ def test_suite_cell_records_one_row_per_task_and_resumes(
     assert "math_14k (suite) -> addsub, svamp" in report
 
     # everything done: a rerun trains and evaluates nothing
-    monkeypatch.setattr(harness.cell, "train_adapter", _must_not_run)
-    monkeypatch.setattr(harness.cell, "evaluate", _must_not_run)
+    monkeypatch.setattr(harness.run.cell, "train_adapter", _must_not_run)
+    monkeypatch.setattr(harness.run.cell, "evaluate", _must_not_run)
     again = _run(_suite_spec(small_base, "svamp,addsub"), out)
     assert again.skipped == 1 and again.done == 0
 
@@ -395,7 +396,7 @@ def test_suite_cell_records_one_row_per_task_and_resumes(
     monkeypatch.undo()
     monkeypatch.setenv("BENCH_HUB", "0")
     monkeypatch.setenv("BENCH_DATA_DIR", str(suite_data))
-    monkeypatch.setattr(harness.cell, "train_adapter", _must_not_run)
+    monkeypatch.setattr(harness.run.cell, "train_adapter", _must_not_run)
     seen = _record_evaluated_tasks(monkeypatch)
     more = _run(_suite_spec(small_base, "svamp,addsub,multiarith"), out)
     assert more.done == 1 and not more.failed and seen == ["multiarith"]
@@ -410,33 +411,33 @@ def test_suite_cell_records_one_row_per_task_and_resumes(
 
 
 def _record_evaluated_tasks(monkeypatch) -> list[str]:
-    import harness.cell
+    import harness.run.cell
 
     seen: list[str] = []
-    real = harness.cell.evaluate
+    real = harness.run.cell.evaluate
 
     def spy(dlm, spec, *args, **kwargs):
         seen.append(spec.name)
         return real(dlm, spec, *args, **kwargs)
 
-    monkeypatch.setattr(harness.cell, "evaluate", spy)
+    monkeypatch.setattr(harness.run.cell, "evaluate", spy)
     return seen
 
 
 def test_an_interrupted_evaluation_finishes_only_the_missing_tasks(
     small_base, suite_data, tmp_path, monkeypatch
 ):
-    import harness.cell
+    import harness.run.cell
 
     out = tmp_path / "run"
-    real_split = harness.cell.scored_split
+    real_split = harness.run.cell.scored_split
 
     def killed_at_addsub(cell, task):
         if task == "addsub":
             raise KeyboardInterrupt  # like a kill: nothing catches it, the record stays "running"
         return real_split(cell, task)
 
-    monkeypatch.setattr(harness.cell, "scored_split", killed_at_addsub)
+    monkeypatch.setattr(harness.run.cell, "scored_split", killed_at_addsub)
     with pytest.raises(KeyboardInterrupt):
         _run(_suite_spec(small_base, "svamp,addsub"), out)
     (partial,) = load_records([out])
@@ -446,8 +447,8 @@ def test_an_interrupted_evaluation_finishes_only_the_missing_tasks(
     assert sorted(frame["task"].unique()) == ["addsub", "svamp"]  # addsub visible as unscored
     assert math.isnan(frame[frame["task"] == "addsub"]["value"].iloc[0])
 
-    monkeypatch.setattr(harness.cell, "scored_split", real_split)
-    monkeypatch.setattr(harness.cell, "train_adapter", _must_not_run)
+    monkeypatch.setattr(harness.run.cell, "scored_split", real_split)
+    monkeypatch.setattr(harness.run.cell, "train_adapter", _must_not_run)
     seen = _record_evaluated_tasks(monkeypatch)
     summary = _run(_suite_spec(small_base, "svamp,addsub"), out)
     assert summary.done == 1 and not summary.failed and seen == ["addsub"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models import dream as dream_module
 from harness.models import loader
 from harness.models.loader import load_model

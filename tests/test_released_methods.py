@@ -17,13 +17,13 @@ import torch
 from lm_eval.api.instance import Instance
 from peft import PeftModel
 
-from harness.config import TrainConfig
-from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.config.cell import TrainConfig
 from harness.lmeval import BenchDLLM
 from harness.models.dlm import DiffusionLM
 from harness.models.loader import load_model
-from harness.sampler import SamplerConfig, generate
-from harness.train import train_adapter
+from harness.processes.masked.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.processes.masked.sampling import SamplerConfig, generate
+from harness.processes.training import train_adapter
 from methods.registry import get_method, load_adapter
 
 METHODS = ["lora", "dora", "static_core", "nara", "binned_lora"]

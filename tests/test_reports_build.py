@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import methods
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from reports import plots
 from reports.build import build_report, load_report_data, main_table_text
 from results.schema import Provenance

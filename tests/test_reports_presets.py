@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from reports.presets import list_presets, load_grid_file, load_preset, validate_grid
 
 EXPECTED = {

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from results.schema import SCHEMA_VERSION, Record
 from results.store import RECORD_NAME, read_record, write_record
 from results.testing import make_record

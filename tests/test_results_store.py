@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import results.store as store
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from results.store import (
     RECORD_NAME,
     atomic_write_text,

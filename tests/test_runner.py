@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cell import CellRequest
-from harness.errors import BenchError
-from harness.grid import make_grid, parse_set, sampling_steps
-from harness.runner import InProcessExecutor, run_grid
+from harness.ground.errors import BenchError
+from harness.run.cell import CellRequest
+from harness.run.executors.inprocess import InProcessExecutor
+from harness.run.grid import make_grid, parse_set, sampling_steps
+from harness.run.runner import run_grid
 from reports.presets import load_preset
 from results.store import load_records
 
@@ -194,7 +195,7 @@ def test_a_raising_cell_is_recorded_failed_and_the_grid_continues(
 ):
     import torch
 
-    import harness.runner as runner
+    import harness.run.executors.worker as runner
 
     real = runner.run_cell
 
@@ -324,11 +325,14 @@ def test_every_preset_expands_into_valid_cells(preset):
 
 def test_worker_pool_executor_runs_cells_in_separate_processes(small_base, tmp_path):
     """The one-process-per-GPU executor, exercised with two CPU workers."""
-    from harness.runner import MultiGPUExecutor
+    from harness.run.executors.local import LocalProcessExecutor
 
     out = tmp_path / "run"
     summary = run_grid(
-        requests_for(quick_spec(small_base)), out, {"name": "t"}, MultiGPUExecutor(["cpu", "cpu"])
+        requests_for(quick_spec(small_base)),
+        out,
+        {"name": "t"},
+        LocalProcessExecutor(["cpu", "cpu"]),
     )
     assert summary.done == 2 and not summary.failed
     assert {r.status for r in load_records([out])} == {"done"}

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from harness.errors import BenchError
-from harness.sampler import SamplerConfig, generate, transfer_counts
+from harness.ground.errors import BenchError
+from harness.processes.masked.sampling import SamplerConfig, generate, transfer_counts
 from tests.conftest import LevelRecorder
 
 

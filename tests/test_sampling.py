@@ -1,4 +1,4 @@
-"""Fast sampling (harness.sampling): the plain path reproduces the old sampler token by token,
+"""Fast sampling (harness.processes.masked.sampling): the plain path reproduces the old sampler token by token,
 the tiny model's KV cache equals the uncached forward over a frozen context for every method,
 the parallel rules, batches against rows, noise levels under a cache, and the settings' errors."""
 
@@ -9,12 +9,12 @@ import dataclasses
 import pytest
 import torch
 
-from harness.errors import BenchError
+from harness.config.sampling import ParallelRule
+from harness.ground.errors import BenchError
 from harness.models.dlm import ModelInfo
 from harness.models.tiny import CacheUse, TinyKVCache
-from harness.sampling import SamplerConfig, SamplingStats, generate
-from harness.sampling.parallel import commit_mask
-from harness.sampling.settings import ParallelRule
+from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate
+from harness.processes.masked.sampling.parallel import commit_mask
 from tests import reference_sampler
 from tests.conftest import LevelRecorder, make_tiny_dlm
 
@@ -108,7 +108,7 @@ def test_plain_settings_reproduce_the_old_sampler_when_rows_stop_at_eos():
 @pytest.mark.parametrize("window", ["prefix", "dual"])
 def test_cached_forward_over_a_frozen_context_equals_the_uncached_forward(method, window):
     dlm = adapted(method)
-    from harness.sampling.loop import left_pad
+    from harness.processes.masked.sampling.loop import left_pad
 
     ids, prompt_attention = left_pad(PROMPTS, dlm.tokenizer.pad_token_id)
     gen = torch.randint(3, 90, (3, 16), generator=torch.Generator().manual_seed(0))

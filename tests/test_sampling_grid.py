@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from harness.cell import CellRequest, missing_evaluations
-from harness.config import EvalConfig
-from harness.errors import BenchError
-from harness.grid import Grid, sampling_variants
+from harness.config.cell import EvalConfig
+from harness.ground.errors import BenchError
+from harness.run.cell import CellRequest, missing_evaluations
+from harness.run.grid import Grid, sampling_variants
 from results.schema import Score
 from results.testing import make_record
 

@@ -1,5 +1,5 @@
 """Fast sampling on the released LLaDA and Dream code (tiny random-weight models,
-tests/released_models.py): the cache backends of harness/sampling/released_cache.py wrap the
+tests/released_models.py): the cache backends of harness/processes/masked/sampling/released_cache.py wrap the
 released attention modules. Over a frozen context a cached window forward equals the uncached
 forward; cached generation of a batch equals its rows one by one; recording at every step gives
 exactly the uncached tokens; the cache actually used is recorded."""
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from harness.models.loader import load_model
-from harness.sampling import SamplerConfig, SamplingStats, generate, left_pad
-from harness.sampling.cache import CACHE_BACKENDS
+from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate, left_pad
+from harness.processes.masked.sampling.cache import CACHE_BACKENDS
 from methods import get_method
 from tests.released_models import build_llada, require_fixtures
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import tasks.synthetic_tasks as synthetic_tasks
-from harness.runner import InProcessExecutor, run_grid
+from harness.run.executors.inprocess import InProcessExecutor
+from harness.run.runner import run_grid
 from results.store import load_records
 from tests.test_runner import quick_spec, requests_for
 

@@ -7,7 +7,8 @@ import pytest
 
 from tasks.evaluate import score_generations
 from tasks.registry import get_task
-from tasks.synthetic import SYNTHETIC_TASKS, all_families, make_split, pretraining_examples
+from tasks.synthetic import SYNTHETIC_TASKS, pretraining_examples
+from tasks.synthetic_tasks import all_families, make_split
 from tasks.unseen import UNSEEN_TASKS
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import TaskSpec
 from tasks.cli import list_tasks, score_predictions
 from tasks.registry import get_task, resolve_tasks, task_names

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from tasks.base import Example
 from tasks.evaluate import extract_answer, score_generations, score_loglik
 from tasks.prompts import ALPACA, format_prompt, loglik_requests, sft_pair

@@ -13,9 +13,8 @@ import torch
 import yaml
 from torch.func import jacrev, vmap
 
-from harness.errors import BenchError
-from harness.grid import make_grid
-from harness.models.attention import (
+from harness.ground.errors import BenchError
+from harness.ground.theory_attention import (
     attention_index,
     attention_output,
     matrix_error,
@@ -24,7 +23,8 @@ from harness.models.attention import (
     tied_index,
     tied_matrix,
 )
-from harness.theory_cell import pretrained_base
+from harness.run.grid import make_grid
+from harness.run.theory_cell import pretrained_base
 from methods.rank_one_lora import (
     RankOneLoraConfig,
     alignment,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config import TrainConfig
-from harness.train import lr_at, total_updates, train_adapter
+from harness.config.cell import TrainConfig
+from harness.processes.training import lr_at, total_updates, train_adapter
 from methods.registry import get_method
 from tests.conftest import LevelRecorder, make_tiny_dlm
 
@@ -52,8 +52,8 @@ def test_best_checkpoint_is_restored():
     config = TrainConfig(steps=6, batch_size=4, grad_accum=1, lr=5.0, val_every=1, noise_bins=2)
     result = train_adapter(dlm, adapter, DATA[:16], DATA[16:], config, seed=0)
     # a huge learning rate makes later checkpoints worse; the best one must be the one loaded
-    from harness.diffusion import MaskingConfig
-    from harness.train import validation_loss
+    from harness.processes.masked.forward import MaskingConfig
+    from harness.processes.masked.objective import validation_loss
 
     bins = validation_loss(dlm, DATA[16:], config, MaskingConfig())
     loss = sum(b["weighted_loss"] for b in bins) / len(bins)
@@ -71,8 +71,8 @@ def test_schedule_and_update_count():
 
 def _validation_inputs(name: str) -> torch.Tensor:
     """The masked inputs a fresh adapter of ``name`` is validated on."""
-    from harness.diffusion import MaskingConfig
-    from harness.train import validation_loss
+    from harness.processes.masked.forward import MaskingConfig
+    from harness.processes.masked.objective import validation_loss
 
     dlm = make_tiny_dlm()
     method = get_method(name)

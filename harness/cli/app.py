@@ -9,7 +9,7 @@ import sys
 import typer
 from rich.console import Console
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 app = typer.Typer(
     help="PEFT benchmark and ablation harness for diffusion LLMs.",

@@ -11,11 +11,11 @@ from harness.cli.app import console
 def _print_plan(requests, out: Path, device_kind: str | None = None, workers: int = 1) -> None:
     from rich.table import Table
 
-    from harness.config import is_tiny
+    from harness.config.cell import is_tiny
     from harness.costs import planning_device
-    from harness.plan import estimate, grid_seconds, param_labels, token_labels
-    from harness.preflight import missing_data
-    from harness.sandboxes import sandbox_of
+    from harness.models.sandboxes import sandbox_of
+    from harness.run.cell_cost import estimate, grid_seconds, param_labels, token_labels
+    from harness.run.preflight import missing_data
 
     real = any(not is_tiny(r.cell.model) and sandbox_of(r.cell.model) is None for r in requests)
     device = planning_device(device_kind) if real else None
@@ -77,10 +77,10 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
 
 
 def _print_worker_plan(requests, executor, device_kind: str | None = None) -> None:
-    """The dry run's plan per worker (harness/executors/plan.py)."""
+    """The dry run's plan per worker (harness/run/executors/worker_plan.py)."""
     from rich.table import Table
 
-    from harness.executors.plan import plan_workers
+    from harness.run.executors.worker_plan import plan_workers
 
     plan = plan_workers(requests, executor, device_kind)
     table = Table("worker", "node", "device", "cells", "base loads", "est. time", "first cells")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli.app import app, console
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 @app.command()
@@ -59,8 +59,8 @@ def eval_cmd(
     device: str = "auto",
 ) -> None:
     """Score a base model or a cell's adapter on lm-evaluation-harness tasks."""
-    from harness.grid import parse_values
     from harness.lmeval import run_lm_eval
+    from harness.run.grid import parse_values
 
     if model is None and adapter is None:
         raise BenchError("give --model, --adapter (a cell folder), or both")
@@ -103,7 +103,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Write a plain peft LoRA folder (stock peft loads it) from a bench adapter."""
-    from harness.adapter_paths import resolve_adapter
+    from harness.run.adapter_paths import resolve_adapter
     from methods.export import export_adapter
 
     adapter_dir, _ = resolve_adapter(adapter)

@@ -69,7 +69,7 @@ def list_models() -> None:
         "tiny, LLaDA or Dream (remote code), DiffusionGemma (model_type diffusion_gemma), "
         "a Llama / Qwen2 causal LM, or any masked LM",
     )
-    from harness.sandboxes import SANDBOXES
+    from harness.models.sandboxes import SANDBOXES
 
     for name, sandbox in SANDBOXES.items():
         what = f"methods {', '.join(sandbox.methods)}; tasks {', '.join(sandbox.tasks)}"

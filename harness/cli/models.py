@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from harness.cli.app import app, console
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 @app.command()
@@ -25,7 +25,7 @@ def pretrain(
     import dataclasses
     import json
 
-    from harness.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
+    from harness.processes.masked.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
 
     config = PretrainConfig(seed=seed)
     if steps is not None:
@@ -65,7 +65,8 @@ def sample(
 ) -> None:
     """Generate one response with the batched diffusion sampler (a quick look at a model)."""
     from harness.models.loader import load_model
-    from harness.sampling import SamplerConfig, SamplingStats, generate
+    from harness.processes.masked.sampling import SamplerConfig
+    from harness.processes.registry import process_of
 
     config = SamplerConfig(
         gen_length,
@@ -81,21 +82,7 @@ def sample(
         from methods.registry import load_adapter
 
         load_adapter(dlm, adapter)
-    stats = SamplingStats()
     prompt_ids = dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))
-    if dlm.objective == "autoregressive":  # greedy next-token decoding (L2D: default flow)
-        from harness.causal.decode import greedy_generate
-        from harness.causal.evaluate import flow_settings
-        from harness.config import EvalConfig
-
-        settings = flow_settings(dlm, EvalConfig(), 0)
-        out = greedy_generate(dlm, [prompt_ids], gen_length, settings, stats)[0]
-        console.print(dlm.tokenizer.decode(out))
-        console.print(f"[dim]greedy: {stats.tokens} tokens, {stats.tokens_per_s or 0:.1f}/s[/dim]")
-        return
-    out = generate(dlm, [prompt_ids], config, stats=stats)[0]
+    out, summary = process_of(dlm).quick_sample(dlm, prompt_ids, config)
     console.print(dlm.tokenizer.decode(out))
-    console.print(
-        f"[dim]{config.label} (cache used: {stats.cache_used}): {stats.forwards} forwards for "
-        f"{stats.tokens} tokens, {stats.tokens_per_s or 0:.1f} tokens/s[/dim]"
-    )
+    console.print(f"[dim]{summary}[/dim]")

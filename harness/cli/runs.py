@@ -10,7 +10,7 @@ import typer
 
 from harness.cli.app import app, console
 from harness.cli.dry_run import _print_plan, _print_worker_plan
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 RUNS_ROOT = Path("runs")
 LAST_RUN = RUNS_ROOT / "LAST"
@@ -20,8 +20,8 @@ def _grid_spec(
     methods, tasks, model, seeds, ranks, sets, steps, config, preset, limit
 ) -> tuple[dict, str]:
     """The grid as a mapping: preset or grid file first, then command-line options on top."""
-    from harness.config import is_tiny
-    from harness.grid import parse_set
+    from harness.config.cell import is_tiny
+    from harness.run.grid import parse_set
 
     spec: dict = {}
     name = "demo"
@@ -44,7 +44,7 @@ def _grid_spec(
         from reports.presets import for_model
 
         spec = for_model(spec, model)
-        from harness.sandboxes import sandbox_of
+        from harness.models.sandboxes import sandbox_of
 
         real_model = not is_tiny(spec["model"]) and sandbox_of(spec["model"]) is None
         if preset and real_model:  # a real model's run never mixes with tiny's
@@ -146,11 +146,11 @@ def run(
     ] = None,
 ) -> None:
     """Run the grid methods x tasks x seeds x ranks x settings (resumable; failures isolated)."""
-    from harness.cell import CellRequest
-    from harness.executors import choose_executor
-    from harness.grid import make_grid, sampling_steps, sampling_variants
-    from harness.live import live_view
-    from harness.runner import run_grid
+    from harness.run.cell import CellRequest
+    from harness.run.executors import choose_executor
+    from harness.run.grid import make_grid, sampling_steps, sampling_variants
+    from harness.run.live import live_view
+    from harness.run.runner import run_grid
 
     if limit is not None and limit <= 0:
         raise BenchError("--limit must be positive")
@@ -164,7 +164,7 @@ def run(
     ]
     out = out or RUNS_ROOT / name
     # --devices, else the preset's for the tiny model (the demo: cpu-cores, a worker per core)
-    from harness.config import is_tiny
+    from harness.config.cell import is_tiny
 
     executor_name = executor or placed["executor"] or "local"
     local_tiny = is_tiny(grid.model) and executor_name == "local"
@@ -179,10 +179,10 @@ def run(
         _print_plan(requests, out, device_kind, workers=max(1, len(executor.workers())))
         _print_worker_plan(requests, executor, device_kind)
         return
-    from harness.preflight import check_data
+    from harness.run.preflight import check_data
 
     check_data(cells)  # one line before any training if a training or scored set is missing
-    from harness.pretrain import ensure_base_for_run
+    from harness.processes.masked.pretrain import ensure_base_for_run
 
     ensure_base_for_run(grid.model)  # pretrain here on every core, before any worker starts
     spec_saved = {**grid.to_spec(), "name": name, "report": spec.get("report") or {}}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import os
 
-from harness.config import CellConfig, is_tiny
+from harness.config.cell import CellConfig, is_tiny
 from harness.costs.architecture import Architecture, architecture_for
 from harness.costs.devices import DeviceKind, cpu_kind, planning_device, visible_device
 from harness.costs.estimate import CellCost, cell_cost, fit_problem
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 log = logging.getLogger(__name__)
 NO_FIT_CHECK_ENV = "BENCH_NO_FIT_CHECK"

@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,13 @@ class Architecture:
         if global_layer:
             del shapes["v"]
         return {**shapes, "gate": (h, m), "up": (h, m), "down": (m, h)}
+
+    def target_shapes(
+        self, targets: tuple[str, ...], global_layer: bool = False
+    ) -> list[tuple[int, int]]:
+        """(in, out) of every adapted linear of one layer (what a method counts its parameters
+        from; see :func:`target_shapes`)."""
+        return target_shapes(self, targets, global_layer)
 
     def _dense(self, global_layer: bool) -> int:
         return sum(i * o for i, o in self.linear_shapes(global_layer).values())
@@ -320,41 +327,11 @@ def target_shapes(
 
 
 def adapter_params(arch: Architecture, method: str, config) -> int:
-    """Parameters of ``method``'s adapter with ``config`` (a MethodConfig) on ``arch``."""
-    from methods.core_method import group_of
-    from methods.targets import default_targets
+    """Parameters of ``method``'s adapter with ``config`` (a MethodConfig) on ``arch``: the
+    method counts them (:meth:`methods.base.Method.count_parameters`)."""
+    from methods.registry import get_method
 
-    if method == "l2d":
-        from harness.costs.l2d import l2d_params
-
-        return l2d_params(arch, config)
-    targets = tuple(config.target_modules or default_targets(arch.family))
-    r = config.rank
-    total = 0
-    for n, global_layer in arch.layer_kinds():
-        shapes = target_shapes(arch, targets, global_layer)
-        per_layer = sum(r * (i + o) for i, o in shapes)
-        if method == "dora":
-            per_layer += sum(o for _, o in shapes)
-        total += n * per_layer
-    total *= arch.adapter_copies
-    if method in ("static_core", "nara"):
-        layer_names = [
-            f"copy{c}.layers.{n}.{t}"
-            for c in range(arch.adapter_copies)
-            for n in range(arch.layers)
-            for t in targets
-        ]
-        groups = len({group_of(name, config.core_sharing) for name in layer_names})
-        if method == "static_core":
-            total += groups * r * r
-        else:
-            from methods.nara import hypernetwork_parameter_count
-
-            total += groups * hypernetwork_parameter_count(config)
-    if method == "binned_lora":  # one LoRA per noise bin
-        total *= config.bins
-    return total
+    return get_method(method).count_parameters(arch, config)
 
 
 def adapted_inputs(arch: Architecture, config) -> list[int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 GIB = 1024**3
 

@@ -17,7 +17,7 @@ the sequence length):
   sampling step and row (the sampler keeps no cache): ``n x steps x (prompt + gen_length)``
   tokens, an upper bound since rows that end early stop. Likelihood scoring runs ``mc_num``
   forwards of prompt + answer per choice.
-- Autoregressive bases (Llama / Qwen2, ``harness/causal/``): generation is greedy with a KV cache,
+- Autoregressive bases (Llama / Qwen2, ``harness/processes/causal/``): generation is greedy with a KV cache,
   so the prompt is read once and every generated token costs one forward of one token:
   ``n x (prompt + gen_length)`` tokens; likelihood scoring is exact, one forward of prompt +
   answer per choice (no Monte Carlo samples). L2D adds, per generated token, its flow
@@ -61,10 +61,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.config import CellConfig
+from harness.config.cell import CellConfig
 from harness.costs.architecture import Architecture, adapted_inputs, adapter_params
 from harness.costs.devices import GIB, DeviceKind
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 TRAIN_MFU = 0.35
 EVAL_MFU = 0.30
@@ -270,7 +270,7 @@ def cell_cost(
 ) -> CellCost:
     """The cost of ``cell`` (sampling ``steps``; evaluated on ``eval_tasks``, default the cell's
     evaluated tasks)."""
-    from harness.evaluation import resolve_protocol
+    from harness.processes.outcome import resolve_protocol
     from methods.registry import get_method
     from tasks.registry import get_task
 

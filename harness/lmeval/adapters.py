@@ -6,9 +6,9 @@ import logging
 import re
 from pathlib import Path
 
-from harness.adapter_paths import resolve_adapter
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM
+from harness.run.adapter_paths import resolve_adapter
 from methods.l2d.method import WEIGHTS_FILE as L2D_WEIGHTS
 
 log = logging.getLogger("harness.lmeval")  # the name it logged under as one module

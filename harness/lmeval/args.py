@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 MODEL_NAME = "bench-dllm"
 DEFAULT_MAX_LENGTH = 4096
@@ -25,7 +25,7 @@ LM_ARGS: dict[str, tuple[type, Any]] = {
     "noise_level": (str, "response"),
     "batch_size": (int, DEFAULT_BATCH_SIZE),
     "max_length": (int, None),
-    # fast sampling (harness.sampling): none | prefix | dual; none | threshold:X | factor:X;
+    # fast sampling (harness.processes.masked.sampling): none | prefix | dual; none | threshold:X | factor:X;
     # block | step-level-change:X
     "cache": (str, "none"),
     "parallel": (str, "none"),

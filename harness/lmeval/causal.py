@@ -3,14 +3,14 @@ the causal model's own exact answers instead of the diffusion estimators of
 :mod:`harness.lmeval.model`.
 
 - ``loglikelihood``: the exact sum of the continuation's token log probabilities given the context
-  (one teacher-forced forward, :func:`harness.causal.likelihood.causal_loglikelihood`'s rule), and
+  (one teacher-forced forward, :func:`harness.processes.causal.likelihood.causal_loglikelihood`'s rule), and
   ``is_greedy`` exactly: every continuation token is the argmax of its position's logits (the same
   forward). An empty context is scored after the tokenizer's BOS, or after EOS for a tokenizer
   without one (tiny-ar's character tokenizer), as lm-eval's own causal models do.
 - ``loglikelihood_rolling``: the same over windows of the text (``rolling_windows``), the first
   window after that BOS / EOS, so every token is scored exactly once.
 - ``generate_until``: batched greedy decoding with a KV cache
-  (:func:`harness.causal.decode.greedy_generate`), ``max_gen_toks`` new tokens (default the
+  (:func:`harness.processes.causal.decode.greedy_generate`), ``max_gen_toks`` new tokens (default the
   ``gen_length`` model argument), stopped at EOS and cut at the task's ``until`` strings. The
   diffusion sampler's arguments (steps, block_length, remasking, cache, ...) do not apply.
 
@@ -29,17 +29,12 @@ from collections.abc import Sequence
 
 import torch
 
-from harness.causal.decode import greedy_generate
-from harness.causal.evaluate import flow_settings, label_for
-from harness.config import EvalConfig
+from harness.config.cell import EvalConfig
 from harness.lmeval.text import _stop_strings, cut_at_stop, rolling_windows
-from harness.models.family import AUTOREGRESSIVE
 from harness.models.tokenizer import keep_tail
-from harness.sampling import SamplingStats
-
-
-def is_autoregressive(model) -> bool:
-    return getattr(model, "objective", None) == AUTOREGRESSIVE
+from harness.processes.causal.decode import greedy_generate
+from harness.processes.causal.evaluate import flow_settings, label_for
+from harness.processes.masked.sampling import SamplingStats
 
 
 class CausalRequests:
@@ -72,7 +67,7 @@ class CausalRequests:
     @torch.no_grad()
     def score(self, prefix: Sequence[int], target: Sequence[int]) -> tuple[float, bool]:
         """(exact log-likelihood of ``target`` after ``prefix``, is it the greedy continuation)."""
-        from harness.train import autocast_for
+        from harness.ground.device import autocast_for
 
         if not target:
             return 0.0, True
@@ -112,7 +107,7 @@ class CausalRequests:
         return out
 
     def generate_until(self, requests) -> list[str]:
-        from harness.train import autocast_for
+        from harness.ground.device import autocast_for
 
         lm, tok = self.lm, self.model.tokenizer
         results: list[str | None] = [None] * len(requests)

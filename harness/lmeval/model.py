@@ -5,7 +5,7 @@ Every forward goes through :class:`harness.models.dlm.DiffusionLM`, so noise-awa
 
 Request types:
 
-- ``loglikelihood``: :func:`harness.likelihood.estimate_loglikelihood` (LLaDA's Monte Carlo
+- ``loglikelihood``: :func:`harness.processes.masked.likelihood.estimate_loglikelihood` (LLaDA's Monte Carlo
   bound; ``mc_num``, ``mc_batch_size``, ``seed`` are model arguments). Every request uses the
   same seed, so the choices of one question share their random masks (common random numbers).
   ``is_greedy`` is always False: checking it needs a full denoising run per request, too slow
@@ -13,13 +13,13 @@ Request types:
 - ``loglikelihood_rolling``: the same bound over the whole text with an empty prefix; texts
   longer than ``max_length`` are scored in windows, each later window keeping as much preceding
   text as context as fits, so each token is scored exactly once.
-- ``generate_until``: the batched sampler (:func:`harness.sampler.generate`), requests grouped
+- ``generate_until``: the batched sampler (:func:`harness.processes.masked.sampling.generate`), requests grouped
   by task and identical generation kwargs (a batch never mixes tasks, so each task's sampler
   stats are its own). ``gen_length``, ``steps``, ``block_length``, ``temperature``,
   ``noise_level`` (response | sequence, what NaRA is fed while sampling; see
   ``eval.noise_level``) and ``remasking``, ``cfg_scale``, ``schedule`` are model arguments;
   ``block_length`` defaults to bench's own evaluation's block length for the task's suite
-  (:func:`harness.config.default_eval` of the model and :func:`lm_eval_suite`: 8 for math and
+  (:func:`harness.config.cell.default_eval` of the model and :func:`lm_eval_suite`: 8 for math and
   commonsense, 32 for code on real models). A task's ``max_gen_toks`` (or a ``gen_length`` that
   is not a multiple of the block) is rounded up to a multiple of ``block_length``, with ``steps``
   scaled to keep the model arguments' steps per token. The decoded text is cut at the first of
@@ -42,17 +42,22 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from harness.config import default_eval
-from harness.errors import BenchError
-from harness.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.config.cell import default_eval
+from harness.ground.errors import BenchError
 from harness.lmeval.adapters import load_adapted
 from harness.lmeval.args import DEFAULT_MAX_LENGTH, LM_ARGS, MODEL_NAME, _coerce
-from harness.lmeval.causal import CausalRequests, is_autoregressive
+from harness.lmeval.causal import CausalRequests
 from harness.lmeval.suites import lm_eval_suite
 from harness.lmeval.text import _stop_strings, cut_at_stop, rolling_windows
 from harness.models.dlm import DiffusionLM
 from harness.models.tokenizer import keep_tail
-from harness.sampling import SamplerConfig, SamplingStats, generate
+from harness.processes.masked.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate
+from harness.processes.registry import process_of
+
+# Request handlers of processes that answer lm-eval otherwise than the masked-diffusion default
+# below (exact likelihoods and greedy decoding on causal bases).
+REQUESTS_BY_PROCESS = {"causal": CausalRequests}
 
 
 @register_model(MODEL_NAME)
@@ -115,7 +120,7 @@ class BenchDLLM(LM):
         self._ll_cache: dict[tuple, float] = {}
         self._device = dlm.device
         # a causal base: exact likelihoods and greedy decoding instead (harness.lmeval.causal)
-        self.causal = CausalRequests(self) if is_autoregressive(dlm) else None
+        self.causal = REQUESTS_BY_PROCESS.get(process_of(dlm).name, lambda _lm: None)(self)
 
     # -- description -----------------------------------------------------------------------
     @property

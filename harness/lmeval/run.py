@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.lmeval.model import BenchDLLM
 from harness.lmeval.store import store_results
 from harness.lmeval.task_manager import task_manager_for

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.sampling import SamplingStats
+from harness.processes.masked.sampling import SamplingStats
 
 PROTOCOL_PREFIX = "lm-eval:"
 

@@ -8,7 +8,7 @@ import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 def task_manager_for(tasks: Sequence[str], include_path: Path | None):

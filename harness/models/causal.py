@@ -5,7 +5,7 @@ A :class:`CausalLM` has the attributes the harness reads from a :class:`Diffusio
 (``backbone``, ``tokenizer``, ``info``, ``channel``, ``family``, ``device``), so methods wrap its
 backbone the same way (peft for LoRA/DoRA, ``methods.l2d`` for the flow stream). What differs is the
 objective: training, evaluation and likelihood scoring read :attr:`objective` and pick the
-autoregressive protocol (``harness.causal``).
+autoregressive protocol (``harness.processes.causal``).
 
 Its channel carries the flow time of L2D, one value per position (batch, length): the training
 loop draws it, L2D reads it, every other method ignores it. No channel level means t = 0, the base.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.causal import CausalLM
 from harness.models.dlm import ModelInfo
 from harness.models.family import Family

@@ -13,7 +13,7 @@ The noise level reaching the adapters is set by two forward pre-hooks installed 
 (:func:`install_level_hooks`), so it is right in training, scoring and inside transformers'
 ``generate`` alike: the encoder always runs at level 0 (its input is clean), the decoder at the
 level a :class:`CanvasLevels` source gives for the canvas it is about to read
-(:mod:`harness.uniform_noise` defines it: the fraction of canvas positions drawn from noise).
+(:mod:`harness.processes.uniform.forward` defines it: the fraction of canvas positions drawn from noise).
 
 Text only: the vision tower is loaded (it is part of the checkpoint) but never called; bench's
 :class:`~harness.models.dlm.DiffusionLM` call (ids + mask tokens) does not fit this model and
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.family import Family
 
 FAMILY_NAME = "diffusion_gemma"
@@ -41,8 +41,8 @@ LevelSource = Callable[[dict], torch.Tensor]  # decoder forward kwargs -> (batch
 def _no_masked_call(_ids, _attention) -> dict:
     raise BenchError(
         "DiffusionGemma is a uniform-noise block-diffusion model without a mask token: "
-        "supported are harness.uniform_noise (training loss, canvas logits) and "
-        "harness.sampling.diffusion_gemma (its own generate); masked-diffusion sampling, "
+        "supported are harness.processes.uniform.forward (training loss, canvas logits) and "
+        "harness.processes.uniform.sampler (its own generate); masked-diffusion sampling, "
         "likelihood scoring and lm-eval are not"
     )
 
@@ -66,7 +66,7 @@ class CanvasLevels:
     """Where the decoder's noise level comes from: one tensor set per forward, or a source.
 
     ``source`` (a function of the decoder's keyword arguments) wins when set; ``generate`` in
-    :mod:`harness.sampling.diffusion_gemma` installs one for the length of a call.
+    :mod:`harness.processes.uniform.sampler` installs one for the length of a call.
     """
 
     def __init__(self) -> None:
@@ -80,7 +80,7 @@ class CanvasLevels:
         if self.level is None:
             raise BenchError(
                 "DiffusionGemma decoder called without a noise level: call it through "
-                "harness.uniform_noise.canvas_logits or harness.sampling.diffusion_gemma"
+                "harness.processes.uniform.forward.canvas_logits or harness.processes.uniform.sampler"
             )
         return self.level
 

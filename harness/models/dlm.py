@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.ground.noise_level import NoiseChannel
 from harness.models.family import MASKED_DIFFUSION
+from harness.models.registry import get_family
 from harness.models.tokenizer import Tokenizer
-from harness.noise import NoiseChannel
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,6 @@ class WrappedModel(nn.Module):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.info = info
-        from harness.models.family import get_family
-
         self.family = get_family(info.family)
 
     def enable_gradient_checkpointing(self) -> None:

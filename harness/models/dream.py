@@ -27,7 +27,7 @@ import sys
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.family import Family, transformers_checkpointing
 
 DREAM_TIED = {"lm_head.weight": "model.embed_tokens.weight"}

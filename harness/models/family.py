@@ -1,4 +1,5 @@
-"""What differs between model families, in one small record per family (registry below).
+"""What differs between model families, in one small record per family (found by name in
+:mod:`harness.models.registry`).
 
 The loader, :class:`~harness.models.dlm.DiffusionLM` and the tokenizer wrapper read a
 :class:`Family` instead of branching on names: how the released code must be repaired at load
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 def _no_repairs(_obj) -> tuple[str, ...]:
@@ -52,8 +53,8 @@ class Family:
     repair_model: repairs a loaded instance; returns the names of the repairs applied.
     rotary_problems: where the rotary tables differ from their definition in the config.
     noise_process: how the family corrupts text, which defines the noise level t its adapters
-        are fed: "masking" (t = masking rate, :mod:`harness.diffusion`) or "uniform" (t = the
-        fraction of canvas positions drawn from noise, :mod:`harness.uniform_noise`).
+        are fed: "masking" (t = masking rate, :mod:`harness.processes.masked.forward`) or "uniform" (t = the
+        fraction of canvas positions drawn from noise, :mod:`harness.processes.uniform.forward`).
     model_inputs: the forward's keyword arguments for (ids, 0/1 attention or None), as the
         family's released evaluation builds them.
     """
@@ -72,6 +73,13 @@ class Family:
     model_inputs: Callable[[torch.Tensor, torch.Tensor | None], dict] = plain_inputs
     enable_checkpointing: Callable[[nn.Module], None] = transformers_checkpointing
 
+    @property
+    def process(self) -> str:
+        """The noise process (:mod:`harness.processes`) that trains, samples and scores it."""
+        if self.objective == AUTOREGRESSIVE:
+            return "causal"
+        return {"masking": "masked", "uniform": "uniform"}[self.noise_process]
+
 
 def tiny_checkpointing(model: nn.Module) -> None:
     if hasattr(model, "gradient_checkpointing_enable"):
@@ -88,24 +96,3 @@ OBJECTIVES = (MASKED_DIFFUSION, AUTOREGRESSIVE)
 TINY_AR_FAMILY = Family("tiny-ar", objective=AUTOREGRESSIVE)
 LLAMA_FAMILY = Family("llama", objective=AUTOREGRESSIVE)
 QWEN2_FAMILY = Family("qwen2", objective=AUTOREGRESSIVE)
-
-
-def get_family(name: str) -> Family:
-    from harness.models.diffusion_gemma import DIFFUSION_GEMMA
-    from harness.models.dream import DREAM
-    from harness.models.llada import LLADA
-
-    known = (
-        TINY_FAMILY,
-        GENERIC_FAMILY,
-        LLADA,
-        DREAM,
-        DIFFUSION_GEMMA,
-        TINY_AR_FAMILY,
-        LLAMA_FAMILY,
-        QWEN2_FAMILY,
-    )
-    families = {f.name: f for f in known}
-    if name not in families:
-        raise BenchError(f"unknown model family {name!r}; valid: {', '.join(families)}")
-    return families[name]

@@ -7,16 +7,17 @@ Masked-diffusion bases return a :class:`DiffusionLM`, autoregressive ones a
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from harness.errors import BenchError
-from harness.hub import hub_reachable
+from harness.ground.errors import BenchError
+from harness.ground.hub import hub_reachable
 from harness.models.dlm import DiffusionLM, ModelInfo
-from harness.models.family import get_family
+from harness.models.registry import get_family
 from harness.models.remote import load_remote_model
 from harness.models.sanity import check_loaded
 from harness.models.tokenizer import CHAR_TOKENIZER_FILE, CharTokenizer, HFTokenizer
@@ -52,7 +53,7 @@ BUILT_HERE = (TINY, TINY_AR)
 
 
 def valid_model_names() -> str:
-    from harness.sandboxes import SANDBOXES
+    from harness.models.sandboxes import SANDBOXES
 
     return ", ".join([TINY, *MODEL_SPECS, TINY_AR, *SANDBOXES]) + ", or a local model folder"
 
@@ -64,7 +65,7 @@ def known_model(name: str) -> bool:
 
 def base_objective(name: str) -> str:
     """ "masked-diffusion" or "autoregressive" for a model name, without loading it."""
-    from harness.models.family import get_family
+    from harness.models.registry import get_family
 
     if name in BUILT_HERE:
         return get_family(name).objective
@@ -111,23 +112,28 @@ def detect_family(folder: Path) -> str:
     return "generic"
 
 
+# The tiny bases are pretrained here on first use by their noise process's pretraining, which
+# returns the cached folder. Found by module path: the processes build on models, so the loader
+# names them rather than importing them.
+TINY_BUILDERS = {
+    TINY: ("harness.processes.masked.pretrain", "ensure_tiny_base"),
+    TINY_AR: ("harness.processes.causal.pretrain", "ensure_tiny_ar_base"),
+}
+
+
 def load_model(name: str, device: str = "auto", mask_token_id: int | None = None) -> DiffusionLM:
     """Load a model by alias or folder; the tiny base is pretrained on first use and cached."""
     target = resolve_device(device)
-    if name == TINY:
-        from harness.pretrain import ensure_tiny_base
-
-        return _load_folder(ensure_tiny_base(), TINY, target, mask_token_id)
-    if name == TINY_AR:
-        from harness.pretrain_causal import ensure_tiny_ar_base
-
-        return _load_folder(ensure_tiny_ar_base(), TINY_AR, target, mask_token_id)
+    if name in TINY_BUILDERS:
+        module, function = TINY_BUILDERS[name]
+        folder = getattr(importlib.import_module(module), function)()
+        return _load_folder(folder, name, target, mask_token_id)
     if name in MODEL_SPECS:
         return _load_hub(name, MODEL_SPECS[name], target, mask_token_id)
     folder = Path(name).expanduser()
     if folder.is_dir():
         return _load_folder(folder, name, target, mask_token_id)
-    from harness.sandboxes import sandbox_of
+    from harness.models.sandboxes import sandbox_of
 
     if sandbox_of(name) is not None:
         raise BenchError(

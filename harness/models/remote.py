@@ -13,7 +13,7 @@ import logging
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from harness.models.family import Family
 
 log = logging.getLogger(__name__)

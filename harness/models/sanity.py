@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 def nonfinite_tensors(model: nn.Module) -> list[str]:

@@ -4,7 +4,7 @@ A cell asks :func:`checkout_model` for its base instead of calling ``load_model`
 an executor nothing is installed and every checkout loads the model, exactly as before. A worker
 that runs cell after cell installs its base-model cache for the duration of one cell
 (:func:`use_models`), so a second cell on the same base skips the load; the cache restores and
-checks the base after the cell (``harness/executors/model_cache.py``).
+checks the base after the cell (``harness/run/executors/model_cache.py``).
 
 Why a context variable and not a ``run_cell`` argument: ``run_cell``'s signature is the contract
 every method's cells run through (and tests replace it); the model's origin is the worker's

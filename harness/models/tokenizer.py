@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 
 class Tokenizer(Protocol):

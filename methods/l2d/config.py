@@ -3,14 +3,14 @@
 Defaults are the release's LoRA-in-the-flow configuration (``../shared/notes/l2d.md`` §1-3):
 rank 32 with scale 1 on the flow stream's q, o, gate, up and down projections, token space of
 256 coordinates, noise scale sigma 64, conditioning width 256, uniform time schedule, guidance off.
-The tiny base gets smaller sizes from ``harness.config.default_method_overrides``.
+The tiny base gets smaller sizes from ``harness.config.cell.default_method_overrides``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from methods.base import MethodConfig, _help
 
 SCHEDULES = ("uniform", "cosmap")

@@ -14,12 +14,18 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from methods.base import Adapter, Method, read_method_record
 from methods.l2d.config import L2DConfig
 from methods.l2d.stream import L2DModel
+from methods.registry import register_method
 
 WEIGHTS_FILE = "l2d_flow.safetensors"
+
+
+def _mlp(width_in: int, width: int, out: int) -> int:
+    """Parameters of Linear(width_in, width) -> SiLU -> Linear(width, out), with biases."""
+    return width_in * width + width + width * out + out
 
 
 def schedule_time(u: torch.Tensor, schedule: str) -> torch.Tensor:
@@ -68,6 +74,19 @@ class L2DMethod(Method):
     objectives = ("autoregressive",)
     flow_decoding = True
 
+    def count_parameters(self, arch, config: L2DConfig) -> int:
+        """From L2D's modules (:mod:`methods.l2d.modules`) without building them: the flow
+        stream's LoRAs and adaLN-Zero heads per decoder layer, plus the time embedding, the token
+        space, the flow input and the output gate shared by all layers."""
+        h, w, rep = arch.hidden, config.embed_dim, config.rep_size
+        time = _mlp(w, w, w) + (2 * w if config.guided else 0)  # + the class embedding
+        tokens = h * rep  # TokenSpace: a projection without bias
+        inputs = _mlp(rep, w, h)  # FlowInput
+        gate = _mlp(w, w, h)  # OutputGate
+        lora = sum(config.rank * (i + o) for i, o in arch.target_shapes(tuple(config.targets)))
+        modulation = _mlp(w, w, 6 * h)  # six vectors per position: FlowLayer.modulation
+        return time + tokens + inputs + gate + arch.layers * (lora + modulation)
+
     def apply(self, dlm: nn.Module, config: L2DConfig | None = None) -> Adapter:
         config = self._check_config(config)
         self._check_unadapted(dlm)
@@ -102,3 +121,6 @@ class L2DMethod(Method):
                 params[name].copy_(value)
         adapter.set_trainable(trainable)
         return adapter
+
+
+register_method(L2DMethod())

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 
 FIXED_SOLVERS = ("euler", "midpoint", "rk4")
 ADAPTIVE_SOLVERS = ("adaptive_heun", "bosh3", "dopri5")

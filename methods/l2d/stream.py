@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from harness.errors import BenchError
+from harness.ground.errors import BenchError
 from methods.l2d.config import L2DConfig
 from methods.l2d.modules import (
     NULL_CLASS_DROPOUT,

@@ -1,4 +1,4 @@
-"""Report sections of the rank-one LoRA theory sandbox (``harness/sandboxes.py``): one per
+"""Report sections of the rank-one LoRA theory sandbox (``harness/models/sandboxes.py``): one per
 preset, selected by the preset's ``report.check``. Only the names live here, so that the preset
 validation can read them without importing pandas or matplotlib."""
 

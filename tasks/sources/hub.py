@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.hub import HUB_ENV, hub_reachable
-from tasks.sources.base import Source, SourceUnavailable
+from harness.ground.hub import HUB_ENV, hub_reachable
+from tasks.base import Source, SourceUnavailable
 
 
 @dataclass(frozen=True)

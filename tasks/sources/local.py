@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
-from tasks.base import Example, example_from_dict
-from tasks.sources.base import Convert
+from harness.ground.errors import BenchError
+from tasks.base import Convert, Example, example_from_dict
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 

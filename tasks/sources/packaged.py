@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.sources.base import Source, SourceUnavailable
+from tasks.base import Source, SourceUnavailable
 
 
 def _package_dir(module: str) -> Path | None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import hub
-from harness.errors import BenchError
-from harness.hub import hub_offline_by_env
-from tasks.base import Example, LoadedSplit, Provenance, TaskSpec, content_hash
-from tasks.sources.base import Source, SourceUnavailable
+from harness.ground import hub
+from harness.ground.errors import BenchError
+from harness.ground.hub import hub_offline_by_env
+from tasks.base import (
+    Example,
+    LoadedSplit,
+    Provenance,
+    Source,
+    SourceUnavailable,
+    TaskSpec,
+    content_hash,
+)
 from tasks.sources.local import DATA_DIR_ENV, _file_hash, local_path, read_local
 
 SPLIT_NAMES = ("train", "test")

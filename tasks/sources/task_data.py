@@ -8,9 +8,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import BenchError
-from tasks.base import Example, LoadedSplit, TaskSpec
-from tasks.sources.base import SourceUnavailable
+from harness.ground.errors import BenchError
+from tasks.base import Example, LoadedSplit, SourceUnavailable, TaskSpec
 from tasks.sources.local import DATA_DIR_ENV
 from tasks.sources.resolve import (
     _finish,

@@ -1,0 +1,48 @@
+"""Evaluation on a masked-diffusion base: bench's block sampler for generation tasks, the Monte
+Carlo ELBO (LLaDA's estimator) for log-likelihood multiple choice."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.config.cell import EvalConfig
+from harness.processes.masked.likelihood import LikelihoodConfig, estimate_loglikelihood
+from harness.processes.masked.sampling import SamplerConfig, generate
+from harness.processes.outcome import generation_outcome, loglik_outcome
+
+
+def sampler_config(config: EvalConfig, steps: int) -> SamplerConfig:
+    return SamplerConfig(
+        gen_length=config.gen_length,
+        steps=steps,
+        block_length=config.block_length,
+        temperature=config.temperature,
+        remasking=config.remasking,
+        cfg_scale=config.cfg_scale,
+        schedule=config.schedule,
+        noise_level=config.noise_level,
+        cache=config.cache,
+        parallel=config.parallel,
+        cache_refresh=config.cache_refresh,
+    )
+
+
+def evaluate_masked(dlm, spec, examples, config, steps, seed, protocol, on_progress):
+    """bench's masked-diffusion sampler (generation) or Monte Carlo ELBO (likelihood)."""
+    if protocol == "loglik":
+        mc = LikelihoodConfig(mc_num=config.mc_num, batch_size=config.mc_batch_size, seed=seed)
+
+        def loglik(context, x):
+            return estimate_loglikelihood(dlm, context, x, mc).loglik
+
+        return loglik_outcome(dlm, spec, examples, config, loglik, on_progress)
+    steps = steps or config.gen_length
+    sampler = sampler_config(config, steps)
+    generator = torch.Generator().manual_seed(seed)
+
+    def generate_batch(prompts, stats):
+        return generate(dlm, prompts, sampler, generator=generator, stats=stats)
+
+    return generation_outcome(
+        dlm, spec, examples, config, steps, generate_batch, sampler.label, on_progress
+    )

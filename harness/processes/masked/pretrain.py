@@ -1,0 +1,117 @@
+"""Pretraining of the embedded tiny dLLM on the synthetic corpus, cached once per config.
+
+The harness must run with no model hub, so it builds its own base: a small bidirectional
+transformer trained with the masked-diffusion objective on the synthetic task families, for a
+fixed number of steps (deterministic from the seed) that fits in a few CPU minutes. The base is
+competent but not saturated, which is what lets fine-tuning methods be told apart on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from harness.models.dlm import DiffusionLM, ModelInfo
+from harness.models.tiny import TinyDLLM, TinyDLLMConfig
+from harness.processes.masked.forward import (
+    MaskingConfig,
+    build_sft_batch,
+    diffusion_loss,
+    mask_response,
+)
+from harness.processes.masked.sampling import SamplerConfig, generate
+from harness.processes.pretraining import (
+    BaseRecipe,
+    TinyBaseConfig,
+    cache_dir,
+    ensure_cached,
+    exact_match_accuracy,
+    pretrain_base,
+)
+
+# Bump when the synthetic corpus, the tiny architecture or the pretraining loop changes, so that a
+# base cached by an older version of the code is never reused.
+BASE_VERSION = 3
+
+
+@dataclass(frozen=True)
+class PretrainConfig(TinyBaseConfig):
+    """The tiny dLLM's pretraining (the defaults of :class:`TinyBaseConfig`)."""
+
+    version: ClassVar[int] = BASE_VERSION
+
+
+def tiny_base_dir(config: PretrainConfig = PretrainConfig()) -> Path:
+    return cache_dir() / f"tiny-base-{config.key()}"
+
+
+def ensure_tiny_base(config: PretrainConfig = PretrainConfig(), show_progress: bool = True) -> Path:
+    """The cached tiny base for this config, pretraining it first (once) if it does not exist."""
+    return ensure_cached(
+        tiny_base_dir(config),
+        lambda folder: pretrain(config, folder, show_progress=show_progress),
+        "tiny base",
+    )
+
+
+def ensure_base_for_run(model: str) -> None:
+    """Before a run starts its workers: the tiny base exists, pretrained (once, cached) in THIS
+    process on every core. A worker of ``--devices cpu-cores`` runs one torch thread and would
+    pretrain at about half the speed; a folder or a real model needs nothing here."""
+    if model != "tiny":
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        ensure_tiny_base()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def build_tiny_dlm(config: TinyBaseConfig, tokenizer) -> DiffusionLM:
+    model_config = TinyDLLMConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        intermediate_size=config.intermediate_size,
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return DiffusionLM(TinyDLLM(model_config), tokenizer, ModelInfo("tiny", "tiny", "pretraining"))
+
+
+def masked_diffusion_loss(dlm: DiffusionLM, pairs, generator: torch.Generator) -> torch.Tensor:
+    """One noise level per example, masks over the answer (the default masking)."""
+    tok, masking = dlm.tokenizer, MaskingConfig()
+    ids, response = build_sft_batch([p for p, _ in pairs], [a for _, a in pairs], tok.eos_token_id)
+    t = torch.rand(len(pairs), generator=generator)
+    batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
+    return diffusion_loss(dlm(batch.input_ids, batch.noise_level), batch, masking)[0]
+
+
+def evaluate_base(dlm: DiffusionLM, n: int) -> dict[str, float]:
+    """Exact-match accuracy of the answer on each family's validation split (greedy sampling)."""
+    config = SamplerConfig(gen_length=16, steps=16, block_length=4)  # the tiny eval default
+    return exact_match_accuracy(dlm.tokenizer, n, lambda prompts: generate(dlm, prompts, config))
+
+
+TINY_DLLM = BaseRecipe(
+    "tiny dLLM", "tiny base", build_tiny_dlm, masked_diffusion_loss, evaluate_base
+)
+
+
+def pretrain(
+    config: PretrainConfig,
+    out_dir: Path,
+    show_progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:
+    """Train a fresh tiny dLLM and save it (model, tokenizer, report) into ``out_dir``."""
+    return pretrain_base(TINY_DLLM, config, out_dir, show_progress, on_step)
