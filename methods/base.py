@@ -33,7 +33,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from harness.ground.errors import BenchError
-from methods.targets import default_targets, resolve_targets
+from methods.targets import resolve_targets
 
 # peft's PeftModel asks every model for `is_gradient_checkpointing`, which transformers 5 has
 # deprecated: one FutureWarning per adapted model (per cell) that no user can act on.
@@ -275,7 +275,7 @@ class Method:
         return total * arch.adapter_copies
 
     def cost_targets(self, arch, config: MethodConfig) -> tuple[str, ...]:
-        return tuple(config.target_modules or default_targets(arch.family))
+        return tuple(config.target_modules or arch.default_targets)
 
     def _check_config(self, config: MethodConfig | None) -> MethodConfig:
         if config is None:
@@ -297,7 +297,7 @@ class Method:
         """Wrap ``dlm.backbone`` with peft in place; returns the adapter handle."""
         config = self._check_config(config)
         self._check_unadapted(dlm)
-        targets = list(resolve_targets(dlm.backbone, dlm.info.family, config.target_modules))
+        targets = list(resolve_targets(dlm.backbone, dlm.family, config.target_modules))
         lora_config = self.lora_config(config, targets, trainable=True)
         dlm.backbone = get_peft_model(dlm.backbone, lora_config)
         return self._attach(dlm, config, trainable=True)

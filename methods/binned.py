@@ -137,7 +137,7 @@ class BinnedLoraMethod(Method):
     def apply(self, dlm: nn.Module, config: MethodConfig | None = None) -> Adapter:
         config = self._check_config(config)
         self._check_unadapted(dlm)
-        targets = list(resolve_targets(dlm.backbone, dlm.info.family, config.target_modules))
+        targets = list(resolve_targets(dlm.backbone, dlm.family, config.target_modules))
         configs = [self.lora_config(config, targets, trainable=True) for _ in range(config.bins)]
         dlm.backbone = self._build(dlm.backbone, configs)
         adapter = self._attach(dlm, config, trainable=True)

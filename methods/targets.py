@@ -1,4 +1,5 @@
-"""Which linear layers a method adapts: per-family defaults and their resolution on a real model.
+"""Which linear layers a method adapts: the family's defaults (``Family.default_targets``, in each
+family's module under harness/models/) resolved on a real model.
 
 Every method in a comparison adapts the same layers, so the targets are resolved here once, by
 short names (the last component of a module name, as peft matches them), and checked against the
@@ -33,34 +34,6 @@ from torch import nn
 
 from harness.ground.errors import BenchError
 
-FAMILY_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
-    "tiny": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "llada": ("q_proj", "k_proj", "v_proj", "attn_out"),
-    "dream": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "generic": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "tiny-ar": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "diffusion_gemma": ("q_proj", "k_proj", "v_proj", "o_proj"),
-}
-
-FAMILY_MLP_TARGETS: dict[str, tuple[str, ...]] = {
-    "tiny": ("gate_proj", "up_proj", "down_proj"),
-    "llada": ("ff_proj", "up_proj", "ff_out"),
-    "dream": ("gate_proj", "up_proj", "down_proj"),
-    "tiny-ar": ("gate_proj", "up_proj", "down_proj"),
-    "llama": ("gate_proj", "up_proj", "down_proj"),
-    "qwen2": ("gate_proj", "up_proj", "down_proj"),
-    "diffusion_gemma": ("gate_proj", "up_proj", "down_proj"),  # the dense MLP beside the experts
-}
-
-
-def default_targets(family: str) -> tuple[str, ...]:
-    if family not in FAMILY_DEFAULT_TARGETS:
-        valid = ", ".join(sorted(FAMILY_DEFAULT_TARGETS))
-        raise BenchError(f"unknown model family {family!r}: valid families are {valid}")
-    return FAMILY_DEFAULT_TARGETS[family]
-
 
 def _output_head(model: nn.Module) -> nn.Module | None:
     getter = getattr(model, "get_output_embeddings", None)
@@ -87,14 +60,15 @@ def _matches(full_name: str, target: str) -> bool:
 
 
 def resolve_targets(
-    model: nn.Module, family: str, targets: Sequence[str] | None = None
+    model: nn.Module, family, targets: Sequence[str] | None = None
 ) -> dict[str, str]:
     """Map each adapted module's full name to the target name that selected it.
 
-    ``targets`` None means the family default. Raises :class:`BenchError` when a target matches no
+    ``family`` is the base's family record (:class:`harness.models.family.Family`: ``name`` and
+    ``default_targets``); ``targets`` None means the family default. Raises :class:`BenchError` when a target matches no
     linear layer, naming the missing targets and the linear layer names that exist.
     """
-    wanted = tuple(targets) if targets is not None else default_targets(family)
+    wanted = tuple(targets) if targets is not None else family.default_targets
     if not wanted:
         raise BenchError("target_modules is empty: name at least one linear layer to adapt")
     linears = linear_modules(model)
@@ -109,7 +83,7 @@ def resolve_targets(
     if missing:
         existing = sorted({name.rsplit(".", 1)[-1] for name in linears})
         raise BenchError(
-            f"target module(s) {', '.join(missing)} not found in the {family} model; "
+            f"target module(s) {', '.join(missing)} not found in the {family.name} model; "
             f"its linear layers are named: {', '.join(existing) or '(none)'}"
         )
     return dict(sorted(resolved.items()))

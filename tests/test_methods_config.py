@@ -8,11 +8,12 @@ from torch import nn
 
 from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM, ModelInfo
+from harness.models.registry import get_family
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from harness.models.tokenizer import CharTokenizer
 from methods import NaraConfig, get_method, list_methods
 from methods.nara import hypernetwork_parameter_count
-from methods.targets import FAMILY_MLP_TARGETS, resolve_targets
+from methods.targets import resolve_targets
 
 
 def make_dlm(seed: int = 0) -> DiffusionLM:
@@ -165,35 +166,35 @@ class DreamStandIn(nn.Module):
 
 
 def test_targets_resolve_for_tiny():
-    resolved = resolve_targets(make_dlm().backbone, "tiny")
+    resolved = resolve_targets(make_dlm().backbone, get_family("tiny"))
     assert len(resolved) == 8
     assert resolved["layers.1.self_attn.o_proj"] == "o_proj"
 
 
 def test_targets_resolve_for_llada_names():
     model = LladaStandIn()
-    resolved = resolve_targets(model, "llada")
+    resolved = resolve_targets(model, get_family("llada"))
     assert sorted(resolved) == sorted(
         f"model.transformer.blocks.{i}.{n}"
         for i in range(2)
         for n in ("q_proj", "k_proj", "v_proj", "attn_out")
     )
-    mlp = resolve_targets(model, "llada", FAMILY_MLP_TARGETS["llada"])
+    mlp = resolve_targets(model, get_family("llada"), get_family("llada").mlp_targets)
     assert "model.transformer.ff_out" not in mlp  # the output head is left out
     assert "model.transformer.blocks.1.ff_out" in mlp and len(mlp) == 6
 
 
 def test_targets_resolve_for_dream_names():
-    resolved = resolve_targets(DreamStandIn(), "dream")
+    resolved = resolve_targets(DreamStandIn(), get_family("dream"))
     assert set(resolved.values()) == {"q_proj", "k_proj", "v_proj", "o_proj"}
     assert len(resolved) == 8
-    overridden = resolve_targets(DreamStandIn(), "dream", ["down_proj"])
+    overridden = resolve_targets(DreamStandIn(), get_family("dream"), ["down_proj"])
     assert sorted(overridden) == ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
 
 
 def test_unknown_target_fails_loudly_naming_what_exists():
     with pytest.raises(BenchError) as err:
-        resolve_targets(DreamStandIn(), "dream", ["q_proj", "attn_out", "wq"])
+        resolve_targets(DreamStandIn(), get_family("dream"), ["q_proj", "attn_out", "wq"])
     message = str(err.value)
     assert "attn_out, wq not found" in message
     assert "down_proj" in message and "o_proj" in message and "q_proj" in message

@@ -120,7 +120,7 @@ def test_suite_mode_for_synthetic_tasks_is_one_clear_error(no_network):
 def test_preset_with_a_real_model_expands_to_the_release_protocol(no_network):
     from harness.cli import _grid_spec
     from harness.models.loader import MODEL_SPECS
-    from methods.targets import FAMILY_DEFAULT_TARGETS
+    from harness.models.registry import get_family
 
     spec, name = _grid_spec(None, None, REAL, None, None, None, None, None, "nara-main", None)
     assert name == f"nara-main_{REAL}"
@@ -137,7 +137,7 @@ def test_preset_with_a_real_model_expands_to_the_release_protocol(no_network):
         "gsm8k", "svamp", "aqua", "addsub", "multiarith", "singleeq", "math500",
     )  # fmt: skip
     assert len(by_suite["commonsense"].evaluated_tasks) == 8
-    assert FAMILY_DEFAULT_TARGETS[MODEL_SPECS[REAL].family] == (
+    assert get_family(MODEL_SPECS[REAL].family).default_targets == (
         "q_proj", "k_proj", "v_proj", "attn_out",
     )  # fmt: skip
     release = {"commonsense": (1e-5, 1.0), "math": (1e-4, 10.0), "code": (1e-4, 1.0)}

@@ -1,5 +1,5 @@
 """Fast sampling on the released LLaDA and Dream code (tiny random-weight models,
-tests/released_models.py): the cache backends of harness/processes/masked/sampling/released_cache.py wrap the
+tests/released_models.py): the cache backends of harness/models/released_cache.py wrap the
 released attention modules. Over a frozen context a cached window forward equals the uncached
 forward; cached generation of a batch equals its rows one by one; recording at every step gives
 exactly the uncached tokens; the cache actually used is recorded."""
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from harness.models.loader import load_model
+from harness.models.registry import get_family
 from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate, left_pad
-from harness.processes.masked.sampling.cache import CACHE_BACKENDS
 from methods import get_method
 from tests.released_models import build_llada, require_fixtures
 
@@ -68,7 +68,7 @@ def test_llada_with_query_and_key_norms_caches_its_keys_before_the_norm(tmp_path
     folder = build_llada(tmp_path, attention_layer_norm=True, n_layers=2)
     dlm = load_model(str(folder), "cpu").eval()
     with torch.no_grad():
-        for block in CACHE_BACKENDS["llada"].blocks(dlm):
+        for block in get_family("llada").cache_backend.blocks(dlm):
             block.k_norm.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(3))
     _assert_cached_window_exact(dlm, "dual")
 
@@ -80,7 +80,7 @@ def test_llada_dual_window_keeps_each_key_in_its_bias_column(released_folder):
     import functools
 
     dlm = _load(released_folder, "llada", "lora")
-    backend = CACHE_BACKENDS["llada"]
+    backend = get_family("llada").cache_backend
     x, attention, prompt_len = _frozen_context(dlm)
     bias = torch.randn(1, 1, *x.shape[1:] * 2, generator=torch.Generator().manual_seed(5))
     dlm.backbone.forward = functools.partial(dlm.backbone.forward, attention_bias=bias)
@@ -102,7 +102,7 @@ def test_dream_eager_attention_under_the_cache_equals_its_uncached_forward(
     The released decoder layer always builds ``DreamSdpaAttention``, so each module is switched
     to its eager parent class here."""
     dlm = _load(released_folder, kind, "nara")
-    modules = CACHE_BACKENDS["dream"].attentions(dlm)
+    modules = get_family("dream").cache_backend.attentions(dlm)
     eager = type(modules[0]).__mro__[1]
     assert eager.__name__ == "DreamAttention" and type(modules[0]).__name__ != eager.__name__
     for module in modules:
@@ -111,7 +111,7 @@ def test_dream_eager_attention_under_the_cache_equals_its_uncached_forward(
 
 
 def _assert_cached_window_exact(dlm, window: str) -> None:
-    backend = CACHE_BACKENDS[dlm.info.family]
+    backend = dlm.family.cache_backend
     x, attention, prompt_len = _frozen_context(dlm)
     level = torch.tensor([0.6, 0.7, 0.8])
     start = prompt_len + 4
@@ -182,7 +182,7 @@ def test_a_cached_step_runs_only_the_window(window, released_folder):
     dlm = _load(released_folder, "llada")
     prompts = [dlm.tokenizer.encode_prompt(p) for p in PROMPTS]
     lengths, projected = [], []
-    block = CACHE_BACKENDS["llada"].blocks(dlm)[0]
+    block = get_family("llada").cache_backend.blocks(dlm)[0]
     hooks = [
         block.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1])),
         block.attn_out.register_forward_pre_hook(lambda m, a: projected.append(a[0].shape[1])),
@@ -213,7 +213,7 @@ def test_wrapping_restores_what_was_there(released_folder):
     """The backends' per-forward wrappers leave no trace, and put back an instance ``forward``
     that was there before (accelerate's device hooks install one)."""
     dlm = _load(released_folder, "dream")
-    backend = CACHE_BACKENDS["dream"]
+    backend = get_family("dream").cache_backend
     modules = backend.attentions(dlm)
     calls = []
     hooked = modules[0].forward
@@ -231,5 +231,7 @@ def test_wrapping_restores_what_was_there(released_folder):
     llada = _load(released_folder, "llada")
     x, attention, _ = _frozen_context(llada)
     with torch.no_grad():
-        CACHE_BACKENDS["llada"].record(llada, x, torch.full((3,), 0.5), attention)
-    assert all("attention" not in b.__dict__ for b in CACHE_BACKENDS["llada"].blocks(llada))
+        get_family("llada").cache_backend.record(llada, x, torch.full((3,), 0.5), attention)
+    assert all(
+        "attention" not in b.__dict__ for b in get_family("llada").cache_backend.blocks(llada)
+    )

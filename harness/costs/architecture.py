@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.ground.errors import BenchError
+from harness.models.registry import get_family
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,11 @@ class Architecture:
             del shapes["v"]
         return {**shapes, "gate": (h, m), "up": (h, m), "down": (m, h)}
 
+    @property
+    def default_targets(self) -> tuple[str, ...]:
+        """The linear layers adapters go on by default in this family."""
+        return get_family(self.family).default_targets
+
     def target_shapes(
         self, targets: tuple[str, ...], global_layer: bool = False
     ) -> list[tuple[int, int]]:
@@ -136,29 +142,6 @@ class Architecture:
 
 
 # Module short names -> role, per family (see methods/targets.py for the names).
-ROLES: dict[str, dict[str, str]] = {
-    "llada": {
-        "q_proj": "q",
-        "k_proj": "k",
-        "v_proj": "v",
-        "attn_out": "o",
-        "ff_proj": "gate",
-        "up_proj": "up",
-        "ff_out": "down",
-    },
-    "dream": {
-        "q_proj": "q",
-        "k_proj": "k",
-        "v_proj": "v",
-        "o_proj": "o",
-        "gate_proj": "gate",
-        "up_proj": "up",
-        "down_proj": "down",
-    },
-}
-for _family in ("tiny", "generic", "tiny-ar", "llama", "qwen2", "diffusion_gemma"):
-    ROLES[_family] = ROLES["dream"]
-
 LLADA_8B = Architecture("LLaDA-8B", "llada", 32, 4096, 32, 32, 12288, 126464)
 DREAM_7B = Architecture("Dream-7B", "dream", 28, 3584, 28, 4, 18944, 152064, qkv_bias=True)
 LLAMA_1B = Architecture("Llama-3.2-1B", "llama", 16, 2048, 32, 8, 8192, 128256, tied_head=True)
@@ -315,7 +298,7 @@ def target_shapes(
 ) -> list[tuple[int, int]]:
     """(in, out) of every adapted linear of one layer, for short module names (a target the
     layer lacks, such as a Gemma full-attention layer's v_proj, is left out)."""
-    roles = ROLES[arch.family]
+    roles = dict(get_family(arch.family).linear_roles)
     unknown = [t for t in targets if t not in roles]
     if unknown:
         raise BenchError(
@@ -336,7 +319,5 @@ def adapter_params(arch: Architecture, method: str, config) -> int:
 
 def adapted_inputs(arch: Architecture, config) -> list[int]:
     """in_features of every adapted linear of one layer (what LoRA saves for backward)."""
-    from methods.targets import default_targets
-
-    targets = tuple(config.target_modules or default_targets(arch.family))
+    targets = tuple(config.target_modules or arch.default_targets)
     return [i for i, _ in target_shapes(arch, targets)]

@@ -12,7 +12,7 @@ import torch
 from harness.ground.errors import BenchError
 from harness.models.causal import CausalLM
 from harness.models.dlm import ModelInfo
-from harness.models.family import Family
+from harness.models.family import AUTOREGRESSIVE, Family
 from harness.models.tokenizer import CharTokenizer, HFTokenizer
 
 
@@ -28,8 +28,8 @@ def load_causal(
     source: str,
     name: str,
     family: Family,
-    dtype: torch.dtype,
     device: torch.device,
+    dtype: torch.dtype,
     local_files_only: bool = False,
 ) -> CausalLM:
     """Tokenizer + causal LM of a folder or hub id through transformers."""
@@ -50,3 +50,10 @@ def load_causal(
     model = model.to(device).eval()
     info = ModelInfo(name=name, family=family.name, source=source)
     return CausalLM(model, tokenizer, info)
+
+
+# Causal LMs through transformers' own classes (no remote code, nothing to repair). The tiny
+# autoregressive base is a small transformers Llama with the character tokenizer.
+TINY_AR_FAMILY = Family("tiny-ar", objective=AUTOREGRESSIVE, load=load_causal)
+LLAMA_FAMILY = Family("llama", objective=AUTOREGRESSIVE, load=load_causal)
+QWEN2_FAMILY = Family("qwen2", objective=AUTOREGRESSIVE, load=load_causal)

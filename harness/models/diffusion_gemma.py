@@ -53,15 +53,6 @@ def _checkpointing(model: nn.Module) -> None:
     model.gradient_checkpointing_enable({"use_reentrant": False})
 
 
-DIFFUSION_GEMMA = Family(
-    name=FAMILY_NAME,
-    noise_process=UNIFORM,
-    prepend_bos=True,  # Gemma's tokenizer starts every sequence with <bos> by default
-    model_inputs=_no_masked_call,
-    enable_checkpointing=_checkpointing,
-)
-
-
 class CanvasLevels:
     """Where the decoder's noise level comes from: one tensor set per forward, or a source.
 
@@ -136,7 +127,7 @@ def load_diffusion_gemma(
     from harness.models.tokenizer import HFTokenizer
 
     tok = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
-    tokenizer = HFTokenizer(tok, name, prepend_bos=DIFFUSION_GEMMA.prepend_bos, needs_mask=False)
+    tokenizer = HFTokenizer(tok, name, prepend_bos=True, needs_mask=False)
     model, loading = DiffusionGemmaForBlockDiffusion.from_pretrained(
         source, dtype=dtype, output_loading_info=True, local_files_only=local_files_only
     )
@@ -155,3 +146,17 @@ def load_diffusion_gemma(
     dlm = DiffusionLM(model, tokenizer, info)
     dlm.canvas_levels = install_level_hooks(dlm)
     return dlm
+
+
+def _load(source, name, family, device, dtype, local_files_only):
+    return load_diffusion_gemma(source, name, device, dtype, local_files_only)
+
+
+DIFFUSION_GEMMA = Family(
+    name=FAMILY_NAME,
+    noise_process=UNIFORM,
+    prepend_bos=True,  # Gemma's tokenizer starts every sequence with <bos> by default
+    model_inputs=_no_masked_call,
+    enable_checkpointing=_checkpointing,
+    load=_load,
+)

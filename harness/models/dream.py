@@ -29,6 +29,7 @@ from torch import nn
 
 from harness.ground.errors import BenchError
 from harness.models.family import Family, transformers_checkpointing
+from harness.models.released_cache import DreamBackend
 
 DREAM_TIED = {"lm_head.weight": "model.embed_tokens.weight"}
 
@@ -121,4 +122,5 @@ DREAM = Family(
     rotary_problems=inv_freq_problems,
     model_inputs=dream_inputs,
     enable_checkpointing=transformers_checkpointing,
+    cache_backend=DreamBackend(),
 )

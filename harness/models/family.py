@@ -11,11 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from harness.ground.errors import BenchError
+
+# The Llama-style layer names most families use (LLaDA names its own).
+ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
+STANDARD_ROLES = (
+    ("q_proj", "q"),
+    ("k_proj", "k"),
+    ("v_proj", "v"),
+    ("o_proj", "o"),
+    ("gate_proj", "gate"),
+    ("up_proj", "up"),
+    ("down_proj", "down"),
+)
 
 
 def _no_repairs(_obj) -> tuple[str, ...]:
@@ -57,6 +71,13 @@ class Family:
         fraction of canvas positions drawn from noise, :mod:`harness.processes.uniform.forward`).
     model_inputs: the forward's keyword arguments for (ids, 0/1 attention or None), as the
         family's released evaluation builds them.
+    default_targets / mlp_targets: the linear layers adapters go on by default, and the MLP's.
+    linear_roles: each linear layer name's role in a transformer layer (q, k, v, o, gate, up,
+        down), which a cost estimate reads shapes by.
+    cache_backend: how the masked sampler records and reads a block-wise KV cache on this
+        family's modules (:mod:`harness.processes.masked.sampling.cache`); None: no cache.
+    load: ``(source, name, device, dtype, local_files_only) -> model`` for families that do not
+        load as a released remote-code denoiser (DiffusionGemma, causal LMs); None: that path.
     """
 
     name: str
@@ -72,6 +93,11 @@ class Family:
     rotary_problems: Callable[[nn.Module], list[str]] = _no_problems
     model_inputs: Callable[[torch.Tensor, torch.Tensor | None], dict] = plain_inputs
     enable_checkpointing: Callable[[nn.Module], None] = transformers_checkpointing
+    default_targets: tuple[str, ...] = ATTENTION_TARGETS
+    mlp_targets: tuple[str, ...] = MLP_TARGETS
+    linear_roles: tuple[tuple[str, str], ...] = STANDARD_ROLES
+    cache_backend: Any = None
+    load: Callable[..., Any] | None = None
 
     @property
     def process(self) -> str:
@@ -81,18 +107,7 @@ class Family:
         return {"masking": "masked", "uniform": "uniform"}[self.noise_process]
 
 
-def tiny_checkpointing(model: nn.Module) -> None:
-    if hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable({"use_reentrant": False})
-
-
-TINY_FAMILY = Family("tiny", enable_checkpointing=tiny_checkpointing)
-GENERIC_FAMILY = Family("generic")
+GENERIC_FAMILY = Family("generic", mlp_targets=())
 AUTOREGRESSIVE = "autoregressive"
 MASKED_DIFFUSION = "masked-diffusion"
 OBJECTIVES = (MASKED_DIFFUSION, AUTOREGRESSIVE)
-# Causal LMs through transformers' own classes (no remote code, nothing to repair). The tiny
-# autoregressive base is a small transformers Llama with the character tokenizer.
-TINY_AR_FAMILY = Family("tiny-ar", objective=AUTOREGRESSIVE)
-LLAMA_FAMILY = Family("llama", objective=AUTOREGRESSIVE)
-QWEN2_FAMILY = Family("qwen2", objective=AUTOREGRESSIVE)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from harness.models.family import Family, plain_inputs
+from harness.models.released_cache import LLaDABackend
 
 LLADA_MASK_ID = 126336
 
@@ -122,4 +123,16 @@ LLADA = Family(
     rotary_problems=_rotary_problems,
     model_inputs=plain_inputs,
     enable_checkpointing=_enable_checkpointing,
+    default_targets=("q_proj", "k_proj", "v_proj", "attn_out"),
+    mlp_targets=("ff_proj", "up_proj", "ff_out"),
+    linear_roles=(
+        ("q_proj", "q"),
+        ("k_proj", "k"),
+        ("v_proj", "v"),
+        ("attn_out", "o"),
+        ("ff_proj", "gate"),
+        ("up_proj", "up"),
+        ("ff_out", "down"),
+    ),
+    cache_backend=LLaDABackend(),
 )

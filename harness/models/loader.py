@@ -186,7 +186,8 @@ def _load_hub(
 
 
 def _hub_error(name: str, spec: ModelSpec) -> BenchError:
-    tiny = TINY_AR if get_family(spec.family).objective == "autoregressive" else TINY
+    process = get_family(spec.family).process
+    tiny = next((alias for alias in BUILT_HERE if get_family(alias).process == process), TINY)
     return BenchError(
         f"model {name!r} ({spec.hub_id}) is not in the local Hugging Face cache and the hub is "
         f"unreachable: download it where the hub is reachable (huggingface-cli download "
@@ -205,15 +206,9 @@ def _load_transformers(
     """Tokenizer + model through transformers (remote code allowed), repaired and checked."""
     from transformers import AutoTokenizer
 
-    if family_name == "diffusion_gemma":  # built into transformers, its own load and checks
-        from harness.models.diffusion_gemma import load_diffusion_gemma
-
-        return load_diffusion_gemma(source, name, device, _dtype_for(device), local_files_only)
     family = get_family(family_name)
-    if family.objective != "masked-diffusion":
-        from harness.models.causal_loader import load_causal
-
-        return load_causal(source, name, family, _dtype_for(device), device, local_files_only)
+    if family.load is not None:  # DiffusionGemma, causal LMs: their own load and checks
+        return family.load(source, name, family, device, _dtype_for(device), local_files_only)
     common = {"trust_remote_code": True, "local_files_only": local_files_only}
     tok = AutoTokenizer.from_pretrained(source, **common)
     if mask_token_id is None and tok.mask_token_id is None:

@@ -8,30 +8,25 @@ from __future__ import annotations
 import importlib
 
 from harness.ground.errors import BenchError
-from harness.models.family import (
-    GENERIC_FAMILY,
-    LLAMA_FAMILY,
-    QWEN2_FAMILY,
-    TINY_AR_FAMILY,
-    TINY_FAMILY,
-    Family,
-)
+from harness.models.family import GENERIC_FAMILY, Family
 
-# name -> (module, attribute) of the family record
+# name -> (module, attribute) of the family record; each family's module holds everything the
+# family needs (loading, repairs, inputs, default targets, cache backend, layer roles).
 FAMILY_RECORDS = {
+    "tiny": ("harness.models.tiny", "TINY_FAMILY"),
     "llada": ("harness.models.llada", "LLADA"),
     "dream": ("harness.models.dream", "DREAM"),
     "diffusion_gemma": ("harness.models.diffusion_gemma", "DIFFUSION_GEMMA"),
+    "tiny-ar": ("harness.models.causal_loader", "TINY_AR_FAMILY"),
+    "llama": ("harness.models.causal_loader", "LLAMA_FAMILY"),
+    "qwen2": ("harness.models.causal_loader", "QWEN2_FAMILY"),
 }
-BUILT_IN = {
-    f.name: f for f in (TINY_FAMILY, GENERIC_FAMILY, TINY_AR_FAMILY, LLAMA_FAMILY, QWEN2_FAMILY)
-}
-FAMILY_NAMES = ("tiny", "generic", "llada", "dream", "diffusion_gemma", "tiny-ar", "llama", "qwen2")
+FAMILY_NAMES = ("generic", *FAMILY_RECORDS)
 
 
 def get_family(name: str) -> Family:
-    if name in BUILT_IN:
-        return BUILT_IN[name]
+    if name == GENERIC_FAMILY.name:
+        return GENERIC_FAMILY
     if name not in FAMILY_RECORDS:
         raise BenchError(f"unknown model family {name!r}; valid: {', '.join(FAMILY_NAMES)}")
     module, attribute = FAMILY_RECORDS[name]

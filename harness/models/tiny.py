@@ -17,6 +17,8 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import MaskedLMOutput
 
+from harness.models.family import Family
+
 
 class TinyDLLMConfig(PretrainedConfig):
     model_type = "bench_tiny_dllm"
@@ -212,3 +214,29 @@ class TinyDLLM(PreTrainedModel):
 
 AutoConfig.register(TinyDLLMConfig.model_type, TinyDLLMConfig)
 AutoModel.register(TinyDLLMConfig, TinyDLLM)
+
+
+class TinyBackend:
+    """The tiny dLLM's own block-wise KV cache path (:class:`TinyKVCache`), for the masked
+    sampler's prefix and dual cache."""
+
+    def record(self, dlm, x, level, attention):
+        cache = TinyKVCache()
+        return dlm(x, level, attention, kv_cache=CacheUse(cache, "record")), cache
+
+    def read(self, dlm, window, start, level, attention, cache):
+        return dlm(window, level, attention, kv_cache=CacheUse(cache, "read", start))
+
+    def select(self, cache, rows):
+        return cache.select(rows)
+
+    def assign(self, cache, rows, other):
+        cache.assign(rows, other)
+
+
+def tiny_checkpointing(model: nn.Module) -> None:
+    if hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable({"use_reentrant": False})
+
+
+TINY_FAMILY = Family("tiny", enable_checkpointing=tiny_checkpointing, cache_backend=TinyBackend())

@@ -7,9 +7,10 @@ finished blocks from the cache; ``dual`` runs only the current block, with the m
 the cache too. Cached keys and values are approximate: they were computed from an earlier state of
 the sequence and, for a noise-aware adapter, under an earlier noise level.
 
-A backend says how one model family records and reads a cache (the tiny model's own path here,
-LLaDA's and Dream's released code in :mod:`harness.processes.masked.sampling.released_cache`). A family without one
-(``generic``) falls back to no cache, says so in one log line, and the sampler's stats record the cache actually used.
+A backend says how one model family records and reads a cache (``Family.cache_backend``: the
+tiny model's own path in :mod:`harness.models.tiny`, LLaDA's and Dream's released code in
+:mod:`harness.models.released_cache`). A family without one (``generic``) falls back to no cache,
+says so in one log line, and the sampler's stats record the cache actually used.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any, Protocol
 import torch
 
 from harness.models.dlm import DiffusionLM
-from harness.processes.masked.sampling.released_cache import DreamBackend, LLaDABackend
 
 log = logging.getLogger(__name__)
 
@@ -38,32 +38,6 @@ class CacheBackend(Protocol):
     def assign(self, cache, rows: torch.Tensor, other) -> None: ...
 
 
-class TinyBackend:
-    """The tiny dLLM's own cache path (:class:`harness.models.tiny.TinyKVCache`)."""
-
-    def record(self, dlm, x, level, attention):
-        from harness.models.tiny import CacheUse, TinyKVCache
-
-        cache = TinyKVCache()
-        return dlm(x, level, attention, kv_cache=CacheUse(cache, "record")), cache
-
-    def read(self, dlm, window, start, level, attention, cache):
-        from harness.models.tiny import CacheUse
-
-        return dlm(window, level, attention, kv_cache=CacheUse(cache, "read", start))
-
-    def select(self, cache, rows):
-        return cache.select(rows)
-
-    def assign(self, cache, rows, other):
-        cache.assign(rows, other)
-
-
-CACHE_BACKENDS: dict[str, CacheBackend] = {
-    "tiny": TinyBackend(),
-    "llada": LLaDABackend(),
-    "dream": DreamBackend(),
-}
 _warned: set[tuple[str, str]] = set()
 
 
@@ -71,7 +45,7 @@ def backend_for(dlm: DiffusionLM, mode: str) -> CacheBackend | None:
     """The family's backend, or None (with one log line per family and mode) when it has none."""
     if mode == "none":
         return None
-    backend = CACHE_BACKENDS.get(dlm.info.family)
+    backend = dlm.family.cache_backend
     reason = f"the {dlm.info.family} model family has no cache backend"
     if backend is not None and any(getattr(m, "needs_input_ids", False) for m in dlm.modules()):
         # density conditioning reads the mask layout of the whole input; a window would lie to it

@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from harness.ground.errors import BenchError
-from harness.models.dream import dream_inputs
 
 _ABSENT = object()
 
@@ -238,7 +237,7 @@ class DreamBackend:
             raise BenchError(f"{dlm.info.name}: a cached window cannot start at position 0")
         lo, end = start - 1, start + window.shape[1]
         ids = torch.cat([cache.ids[:, lo:start], window], dim=1)
-        full = dream_inputs(torch.zeros_like(attention), attention)
+        full = dlm.family.model_inputs(torch.zeros_like(attention), attention)
         if "position_ids" in full:
             mask, positions = full["attention_mask"][:, :, lo:end], full["position_ids"][:, lo:end]
         else:
