@@ -39,7 +39,11 @@ class WrappedModel(nn.Module):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.info = info
-        self.family = get_family(info.family)
+
+    @property
+    def family(self):
+        """The family record of ``info.family`` (looked up each time, so it follows ``info``)."""
+        return get_family(self.info.family)
 
     def enable_gradient_checkpointing(self) -> None:
         """The family's own way (LLaDA's activation checkpointing, transformers' API elsewhere);
