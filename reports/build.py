@@ -115,7 +115,7 @@ def main_table_renderables(runs: list[Path], baseline: str = "lora") -> list[Any
     data = load_report_data(runs, baseline)
     if all(sandbox_of(str(r.config["model"])) is not None for r in data.records):
         return []
-    return [t.to_rich() for t in main_tables(data.frame, data.layout)]
+    return [t.to_rich(narrow=True) for t in main_tables(data.frame, data.layout, terse=True)]
 
 
 def main_table_text(runs: list[Path], baseline: str = "lora", width: int = 120) -> str:

@@ -93,8 +93,8 @@ def test_base_row_is_evaluated_once_and_pairs_with_every_seed():
     frame = records_frame(recs)
     lay = layout(frame, "lora")
     (main,) = main_tables(frame, lay)
-    assert [r[0] for r in main.rows] == ["lora", "base", "nara"]
-    assert main.rows[1][main.columns.index("synth_math")] == "25.0 (n=1)"
+    assert [r[0] for r in main.rows] == ["base", "lora", "nara"]  # the base row first
+    assert main.rows[0][main.columns.index("synth_math")] == "25.0 (n=1)"
     (t,), long = stats_tables(frame, examples_frame(recs), lay)
     assert [r[0] for r in t.rows] == ["base", "nara"]
     row = long[long["method"] == "base"].iloc[0]

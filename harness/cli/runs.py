@@ -196,7 +196,7 @@ def run(
             spec_saved,
             executor,
             retry_failed,
-            monitor_factory=lambda n: (view, view),
+            monitor_factory=lambda n: (view.expecting(n), view),
         )
     RUNS_ROOT.mkdir(exist_ok=True)
     LAST_RUN.write_text(str(out) + "\n")

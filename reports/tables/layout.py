@@ -15,6 +15,7 @@ import pandas as pd
 from results.store import BASE_COLUMNS, COST_COLUMNS
 
 METHOD_ORDER = ("base", "lora", "dora", "static_core", "nara", "binned_lora")
+BASE_METHOD = "base"  # the unadapted model: the first row of every table
 
 
 def _sort_key(v: Any) -> tuple:
@@ -44,10 +45,13 @@ def _norm(v: Any) -> Any:
 
 
 def method_order(methods: Iterable[str], baseline: str | None = None) -> list[str]:
+    """The base model first (the reference every gain is read against: it shows how much room a
+    task leaves), then the baseline the others are compared with, then the known methods in
+    their usual order, then any other by name."""
     ms = list(dict.fromkeys(methods))
 
     def key(m: str) -> tuple:
-        first = 0 if m == baseline else 1
+        first = 0 if m == BASE_METHOD else 1 if m == baseline else 2
         known = METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER)
         return (first, known, m)
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from reports.pairing import untrained_methods
 from reports.stats import mean_std
+from reports.tables.labels import short_labels
 from reports.tables.layout import Layout, _slug, fmt_axis, groups, row_keys, row_label, select_row
 from reports.tables.table import NOT_RUN, Table
 from reports.tables.units import human_count
@@ -27,7 +28,9 @@ class Entry:
     def stats(self) -> tuple[float, float, int]:
         return mean_std(list(self.per_seed.values()))
 
-    def text(self, scale: float) -> str:
+    def text(self, scale: float, terse: bool = False) -> str:
+        """``62.9 ± 1.3 (n=2)``; ``terse`` (the terminal) leaves the count out when every
+        expected seed has a result."""
         mean, std, n = self.stats
         if n == 0:
             if self.n_failed:
@@ -39,6 +42,8 @@ class Entry:
         body = f"{mean * scale:.{digits}f}"
         if n > 1:
             body += f" ± {std * scale:.{digits}f}"
+        if terse and n == self.n_expected and not self.n_failed and not self.n_running:
+            return body
         count = f"n={n}" if n == self.n_expected else f"n={n} of {self.n_expected}"
         if self.n_failed:
             count += f", {self.n_failed} failed"
@@ -111,15 +116,21 @@ def _mark_best(table: Table, entries: list[list[Entry | None]], first_col: int) 
                 table.bold[i][first_col + j] = True
 
 
-def main_tables(frame: pd.DataFrame, lay: Layout, key_prefix: str = "main") -> list[Table]:
+def main_tables(
+    frame: pd.DataFrame, lay: Layout, key_prefix: str = "main", terse: bool = False
+) -> list[Table]:
     """One table per split-axis combination: rows = method (x row axes), columns = params, each
-    task, suite averages (suites with 2+ tasks), overall average (2+ tasks)."""
+    task, suite averages (suites with 2+ tasks), overall average (2+ tasks).
+
+    ``terse`` builds the terminal's version: short row labels that stay distinct
+    (``nara[core_lr×5]``, spelled out in the notes), entries without the seed count where no
+    seed is missing, and a header that wraps."""
     suites = list(dict.fromkeys(lay.suites[t] for t in lay.tasks))
     suite_tasks = {s: [t for t in lay.tasks if lay.suites[t] == s] for s in suites}
     avg_suites = [s for s in suites if s is not None and len(suite_tasks[s]) > 1]
     overall = len(lay.tasks) > 1
     unit = " (%)" if lay.scale == 100.0 else ""
-    columns = ["method", "trainable (% of base)", *lay.tasks]
+    columns = ["method", "trainable\n(% of base)" if terse else "trainable (% of base)", *lay.tasks]
     columns += [f"{s} avg" for s in avg_suites] + (["average"] if overall else [])
     tables = []
     for combo, g in groups(frame, lay):
@@ -131,7 +142,9 @@ def main_tables(frame: pd.DataFrame, lay: Layout, key_prefix: str = "main") -> l
         )
         t = Table(key=stem, title=title, columns=columns)
         all_entries: list[list[Entry | None]] = []
-        for key in row_keys(g, lay):
+        keys = row_keys(g, lay)
+        labels, legend = short_labels(keys) if terse else ({k: row_label(*k) for k in keys}, [])
+        for key in keys:
             rows = select_row(g, key)
             per_task = {task: task_entry(rows, task, lay) for task in lay.tasks}
             ents: list[Entry | None] = [per_task[task] for task in lay.tasks]
@@ -141,9 +154,19 @@ def main_tables(frame: pd.DataFrame, lay: Layout, key_prefix: str = "main") -> l
             ]
             if overall:
                 ents.append(average_entry(list(per_task.values()), len(lay.seeds)))
-            t.add_row([row_label(*key), _params_text(rows)] + [e.text(lay.scale) for e in ents])
+            texts = [e.text(lay.scale, terse) for e in ents]
+            t.add_row([labels[key], _params_text(rows), *texts])
             all_entries.append(ents)
         _mark_best(t, all_entries, first_col=2)
+        if terse:
+            t.notes += legend
+            seeds = f"{len(lay.seeds)} seed" + ("s" if len(lay.seeds) != 1 else "")
+            t.notes.append(
+                f"Mean ± std over {seeds}; (n=...) marks a seed that is missing, failed or "
+                "running. Full labels and entries: the report."
+            )
+            tables.append(t)
+            continue
         t.notes.append(
             "Entries: mean ± sample std over seeds of the primary metric (higher is better), "
             f"n = seeds with a result out of {len(lay.seeds)} expected; best per column in bold. "
