@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from harness.ground.errors import BenchError
 from harness.processes.causal.pretrain import CausalPretrainConfig, tiny_ar_base_dir
 from harness.processes.masked.pretrain import (
     PretrainConfig,
@@ -66,3 +67,43 @@ def test_default_base_beats_chance_on_every_synthetic_family():
     for family, chance in CHANCE.items():
         z = (report["accuracy"][family] - chance) / math.sqrt(chance * (1 - chance) / n)
         assert z > 3, (family, report["accuracy"], n)
+
+
+def test_every_fourth_step_is_an_eos_tail_batch_of_about_the_same_tokens():
+    config = PretrainConfig()
+    shapes = [config.batch_shape(step) for step in range(16)]
+    tails = [(step, shape) for step, shape in enumerate(shapes) if shape[1] is not None]
+    # 4096 tokens over (length + 64) tokens per row: 32, 21, 12 and 7 rows.
+    assert tails == [(3, (32, 64)), (7, (21, 128)), (11, (12, 256)), (15, (7, 512))]
+    assert all(shape == (config.batch_size, None) for shape in shapes if shape[1] is None)
+    assert PretrainConfig(eos_tail_every=0).batch_shape(3) == (config.batch_size, None)
+
+
+def test_the_eos_tail_is_part_of_the_base_key():
+    assert PretrainConfig(eos_tail_every=0).key() != PretrainConfig().key()
+    assert PretrainConfig(eos_tail_lengths=(64, 256)).key() != PretrainConfig().key()
+
+
+def test_an_eos_tail_batch_scores_its_padding_and_normalises_as_asked():
+    import torch
+
+    from harness.models.tokenizer import CharTokenizer
+    from harness.processes.masked.pretrain import build_tiny_dlm, masked_diffusion_loss
+
+    tok = CharTokenizer()
+    dlm = build_tiny_dlm(QUICK, tok)
+    pairs = [(tok.encode("Bags of 1,2,3 pens. Most?"), tok.encode("3"))]
+
+    def loss(pad_to, normalize):
+        config = PretrainConfig(eos_tail_normalize=normalize)
+        with torch.no_grad():
+            return masked_diffusion_loss(
+                dlm, pairs, torch.Generator().manual_seed(0), pad_to, config
+            ).item()
+
+    # One example: "response" divides its loss by 64 response tokens, "answer" by the answer
+    # and one EOS (2 tokens); without a tail both are the plain loss over "3" and its EOS.
+    assert loss(64, "answer") == pytest.approx(loss(64, "response") * 64 / 2, rel=1e-5)
+    assert loss(None, "answer") == loss(None, "response")
+    with pytest.raises(BenchError):
+        PretrainConfig(eos_tail_normalize="tokens")
