@@ -63,6 +63,7 @@ class ForkServer:
             close_fds=True,
         )
         self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self.ids = itertools.count()
         self.pending: dict[int, ForkedProgram] = {}
         self.gone: str | None = None
@@ -81,12 +82,15 @@ class ForkServer:
                 raise ServerGone(self.gone)
             rid = next(self.ids)
             self.pending[rid] = program
+        # Written under a lock of its own: the reader thread never waits for a blocked write.
+        with self.write_lock:
             assert self.proc.stdin is not None
             try:
                 self.proc.stdin.write((json.dumps({**request, "id": rid}) + "\n").encode())
                 self.proc.stdin.flush()
             except OSError as e:
-                self.pending.pop(rid, None)
+                with self.lock:
+                    self.pending.pop(rid, None)
                 raise ServerGone(f"fork server unreachable: {e}") from e
         program.started.wait()
         if program.error is not None:
