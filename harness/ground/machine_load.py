@@ -51,12 +51,19 @@ def charge_child_cpu(seconds: float) -> None:
         _forked_cpu[0] += seconds
 
 
+def forked_cpu_seconds() -> float:
+    """CPU seconds of the programs helper processes ran for this process so far."""
+    return _forked_cpu[0]
+
+
 def _cpu_seconds() -> float:
     """This process's CPU time and that of its children it has waited for (the sandbox), the
     programs the sandbox's fork server ran for it included."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _forked_cpu[0]
+    return (
+        own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + forked_cpu_seconds()
+    )
 
 
 def _env_int(name: str) -> int | None:
