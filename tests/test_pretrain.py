@@ -27,7 +27,9 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(tmp_path):
     b = pretrain(QUICK, tmp_path / "b", show_progress=False)
     curve = a["loss_curve"]
     assert len(curve) == QUICK.steps
-    assert sum(curve[-10:]) / 10 < 0.8 * sum(curve[:10]) / 10
+    # The plain batches' loss (an EOS-tail batch's loss is on another scale: per answer token).
+    plain = [loss for step, loss in enumerate(curve) if QUICK.batch_shape(step)[1] is None]
+    assert sum(plain[-8:]) / 8 < 0.8 * sum(plain[:8]) / 8
     assert a["loss_curve"] == b["loss_curve"]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
         tmp_path / "b" / "model.safetensors"
