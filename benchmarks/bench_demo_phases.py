@@ -39,10 +39,13 @@ PHASES = ("load", "train", "validate", "sample", "loglik", "score", "other")
 
 
 def cpu_now() -> float:
-    """CPU seconds of this process and its finished children (the sandbox's programs)."""
+    """CPU seconds of this process and its finished children, and of the programs the sandbox's
+    fork server ran for it."""
+    from harness.ground.machine_load import forked_cpu_seconds
+
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime + forked_cpu_seconds()
 
 
 class PhaseClock:

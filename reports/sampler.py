@@ -4,17 +4,20 @@
 Per method, task and sampler: accuracy (mean over seeds), tokens/s, forwards per token, and the
 accuracy difference to the plain sampler with its paired 95% bootstrap interval (pairs: the same
 example, the same seed, the same sampling steps, so a noise-aware adapter's staleness cost stands
-beside LoRA's). The plot shows accuracy against tokens per forward.
+beside LoRA's). A second table scores each method and sampler by AUP, d3LLM's accuracy under
+parallelism (:mod:`reports.aup`). The plot shows accuracy against tokens per forward.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from reports.aup import ALPHA, Y_MIN_OFFSET, aup
 from reports.stats import paired_bootstrap
 from reports.tables import Table, method_order
 from results.schema import Record
@@ -115,6 +118,57 @@ def sampler_table(records: list[Record], examples: pd.DataFrame) -> Table:
     return table
 
 
+def sampler_family(label: str) -> str:
+    """A sampler setting without its parallel rule's number: the settings of one family (e.g.
+    ``parallel=threshold:0.8`` and ``:0.9``) are the points of one AUP curve."""
+    return re.sub(r"(parallel=[a-z]+):[0-9.eE+-]+", r"\1", label)
+
+
+def aup_table(records: list[Record]) -> Table:
+    """AUP per method, task and steps: for each sampler family (its points: the family's
+    settings) and for all of the method's settings together."""
+    rows = sampler_rows(records)
+    rows = rows[rows["forwards_per_token"].notna()]
+    table = Table(
+        key="sampler_aup",
+        title="Fast sampling: AUP (accuracy under parallelism)",
+        columns=["method", "task", "steps", "sampler", "points (TPF, accuracy)", "AUP"],
+    )
+    if rows.empty:
+        return table
+    rows = rows.assign(
+        tpf=1.0 / rows["forwards_per_token"].astype(float),
+        acc=rows["value"].astype(float).map(lambda v: v * 100 if v <= 1 else v),
+    )
+    for (task, steps), group in rows.groupby(["task", "steps"]):
+        means = group.groupby(["method", "sampler"])[["tpf", "acc"]].mean()
+        y_max = float(means["acc"].max())
+        for method in method_order(group["method"]):
+            mine = means.loc[method]
+            labels = sorted(mine.index, key=lambda s: (s != PLAIN, float(mine.loc[s, "tpf"]), s))
+            curves = {}
+            for label in labels:
+                curves.setdefault(sampler_family(label), []).append(label)
+            if len(labels) > 1:
+                curves["all settings"] = labels
+            for name, members in curves.items():
+                points = [(float(mine.loc[s, "tpf"]), float(mine.loc[s, "acc"])) for s in members]
+                shown = ", ".join(f"({r:.2f}, {y:.1f})" for r, y in points)
+                table.add_row(
+                    [method, str(task), str(int(steps)), name, shown, f"{aup(points, y_max):.1f}"]
+                )
+    table.notes.append(
+        "AUP (accuracy under parallelism; Qian et al., the d3LLM leaderboard's metric): the points "
+        "(tokens per forward per row, accuracy in %) sorted by TPF, those below the first one's "
+        f"accuracy minus {Y_MIN_OFFSET:g} dropped, AUP = rho_1 y_1 + sum of trapezoids "
+        "(rho_i - rho_i-1) (y_i W(y_i) + y_i-1 W(y_i-1)) / 2 with W(y) = min(exp(-"
+        f"{ALPHA:g} (1 - y / y_max)), 1), y_max the best accuracy of any method and sampler on "
+        "the task. A single point scores TPF x accuracy; higher is better. Accuracy: mean over "
+        "seeds."
+    )
+    return table
+
+
 def _difference(examples: pd.DataFrame, method, task, steps, label: str) -> str:
     if label == PLAIN or examples.empty:
         return "—"
@@ -163,6 +217,7 @@ def sampler_markdown(records: list[Record], examples: pd.DataFrame, out: Path, w
         return []
     lines = ["## Fast sampling", ""]
     lines += write_table(sampler_table(records, examples), out)
+    lines += write_table(aup_table(records), out)
     path = plot_accuracy_vs_parallelism(records, out)
     if path is not None:
         lines += [f"![Accuracy against tokens per forward]({path.name})", ""]

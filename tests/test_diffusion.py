@@ -75,6 +75,18 @@ def test_sft_batch_pads_with_trained_eos():
     assert response.tolist() == [[0, 0, 0, 1, 1], [0, 1, 1, 1, 1]]
 
 
+def test_sft_batch_pads_every_response_to_the_asked_length_with_eos():
+    ids, response = build_sft_batch([[1, 2, 3], [4]], [[5], [6, 7]], eos_id=0, response_length=8)
+    # The longest prompt (3 tokens) plus 8 response tokens; the shorter prompt's row gets more.
+    assert ids.shape == (2, 11)
+    assert ids[0].tolist() == [1, 2, 3, 5] + [0] * 7
+    assert ids[1].tolist() == [4, 6, 7] + [0] * 8
+    assert response[0].tolist() == [False] * 3 + [True] * 8
+    assert response[1].tolist() == [False] + [True] * 10
+    short, _ = build_sft_batch([[1, 2, 3], [4]], [[5], [6, 7]], eos_id=0)
+    assert short.shape == (2, 5)  # without it: the longest row and its EOS
+
+
 def test_over_long_rows_keep_the_bos_prefix_in_front():
     bos = 99
     row = ([[bos, 5, 6, 7, 8]], [[9, 10]])

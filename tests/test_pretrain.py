@@ -8,8 +8,10 @@ import os
 
 import pytest
 
+from harness.ground.errors import BenchError
 from harness.processes.causal.pretrain import CausalPretrainConfig, tiny_ar_base_dir
 from harness.processes.masked.pretrain import (
+    LONG_ANSWER_BASE,
     PretrainConfig,
     ensure_tiny_base,
     pretrain,
@@ -26,7 +28,9 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(tmp_path):
     b = pretrain(QUICK, tmp_path / "b", show_progress=False)
     curve = a["loss_curve"]
     assert len(curve) == QUICK.steps
-    assert sum(curve[-10:]) / 10 < 0.8 * sum(curve[:10]) / 10
+    # The plain batches' loss (an EOS-tail batch's loss is on another scale: per answer token).
+    plain = [loss for step, loss in enumerate(curve) if QUICK.batch_shape(step)[1] is None]
+    assert sum(plain[-8:]) / 8 < 0.8 * sum(plain[:8]) / 8
     assert a["loss_curve"] == b["loss_curve"]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
         tmp_path / "b" / "model.safetensors"
@@ -66,3 +70,47 @@ def test_default_base_beats_chance_on_every_synthetic_family():
     for family, chance in CHANCE.items():
         z = (report["accuracy"][family] - chance) / math.sqrt(chance * (1 - chance) / n)
         assert z > 3, (family, report["accuracy"], n)
+
+
+def test_every_fourth_step_is_an_eos_tail_batch_of_about_the_same_tokens():
+    config = LONG_ANSWER_BASE
+    shapes = [config.batch_shape(step) for step in range(16)]
+    tails = [(step, shape) for step, shape in enumerate(shapes) if shape[1] is not None]
+    # 4096 tokens over (length + 64) tokens per row: 32, 21, 12 and 7 rows.
+    assert tails == [(3, (32, 64)), (7, (21, 128)), (11, (12, 256)), (15, (7, 512))]
+    assert all(shape == (config.batch_size, None) for shape in shapes if shape[1] is None)
+    assert PretrainConfig().batch_shape(3) == (config.batch_size, None)
+
+
+def test_the_eos_tail_is_part_of_the_base_key_only_when_on():
+    assert LONG_ANSWER_BASE.key() != PretrainConfig().key()
+    assert (
+        PretrainConfig(eos_tail_every=4, eos_tail_lengths=(64, 256)).key() != LONG_ANSWER_BASE.key()
+    )
+    # off: the tail's other fields do not make another base
+    assert PretrainConfig(eos_tail_lengths=(64, 256)).key() == PretrainConfig().key()
+
+
+def test_an_eos_tail_batch_scores_its_padding_and_normalises_as_asked():
+    import torch
+
+    from harness.models.tokenizer import CharTokenizer
+    from harness.processes.masked.pretrain import build_tiny_dlm, masked_diffusion_loss
+
+    tok = CharTokenizer()
+    dlm = build_tiny_dlm(QUICK, tok)
+    pairs = [(tok.encode("Bags of 1,2,3 pens. Most?"), tok.encode("3"))]
+
+    def loss(pad_to, normalize):
+        config = PretrainConfig(eos_tail_normalize=normalize)
+        with torch.no_grad():
+            return masked_diffusion_loss(
+                dlm, pairs, torch.Generator().manual_seed(0), pad_to, config
+            ).item()
+
+    # One example: "response" divides its loss by 64 response tokens, "answer" by the answer
+    # and one EOS (2 tokens); without a tail both are the plain loss over "3" and its EOS.
+    assert loss(64, "answer") == pytest.approx(loss(64, "response") * 64 / 2, rel=1e-5)
+    assert loss(None, "answer") == loss(None, "response")
+    with pytest.raises(BenchError):
+        PretrainConfig(eos_tail_normalize="tokens")

@@ -18,6 +18,12 @@ from tasks.sandbox import Limits, capabilities, run_program, run_programs
 from tasks.sources import load_split
 
 FAST = Limits(timeout_s=3.0)
+# Every containment test runs with both ways of starting a program's process.
+STARTS = pytest.mark.parametrize("how", ["fork-server", "interpreter"])
+
+
+def fast(how: str) -> Limits:
+    return Limits(timeout_s=3.0, start=how)
 
 
 @pytest.fixture(scope="module")
@@ -56,35 +62,40 @@ def test_sample_of_canonical_mbpp_solutions_passes():
     assert [ex.id for ex, r in zip(sample, results, strict=True) if not r.passed] == []
 
 
-def test_infinite_loop_is_killed_near_its_limit():
+@STARTS
+def test_infinite_loop_is_killed_near_its_limit(how):
     start = time.monotonic()
-    result = run_program("while True:\n    pass\n", Limits(timeout_s=2.0))
+    result = run_program("while True:\n    pass\n", Limits(timeout_s=2.0, start=how))
     assert result.status == "timeout"
     assert time.monotonic() - start < 2.0 + 2.0
 
 
-def test_sleeping_program_is_killed_on_wall_clock():
+@STARTS
+def test_sleeping_program_is_killed_on_wall_clock(how):
     start = time.monotonic()
-    result = run_program("import time\ntime.sleep(60)\n", Limits(timeout_s=1.5))
+    result = run_program("import time\ntime.sleep(60)\n", Limits(timeout_s=1.5, start=how))
     assert result.status == "timeout"
     assert time.monotonic() - start < 1.5 + 2.0
 
 
-def test_exit_before_the_tests_is_not_a_pass():
-    assert run_program("import os\nos._exit(0)\nassert False\n", FAST).status == "failed"
-    assert run_program("import sys\nsys.exit(0)\nassert False\n", FAST).status == "failed"
-    assert run_program("x = 1\nassert x == 1\n", FAST).status == "passed"
+@STARTS
+def test_exit_before_the_tests_is_not_a_pass(how):
+    assert run_program("import os\nos._exit(0)\nassert False\n", fast(how)).status == "failed"
+    assert run_program("import sys\nsys.exit(0)\nassert False\n", fast(how)).status == "failed"
+    assert run_program("x = 1\nassert x == 1\n", fast(how)).status == "passed"
 
 
-def test_fork_bomb_is_contained():
+@STARTS
+def test_fork_bomb_is_contained(how):
     bomb = "import os\nwhile True:\n    os.fork()\n"
-    assert run_program(bomb, FAST).status == "failed"
+    assert run_program(bomb, fast(how)).status == "failed"
     ctypes_bomb = "import ctypes\nlibc = ctypes.CDLL(None)\nwhile True:\n    libc.fork()\n"
-    assert run_program(ctypes_bomb, FAST).status == "failed"
+    assert run_program(ctypes_bomb, fast(how)).status == "failed"
 
 
 @pytest.mark.skipif(not capabilities().root, reason="process limits need a uid of its own (root)")
-def test_process_limit_holds_without_the_python_guard():
+@STARTS
+def test_process_limit_holds_without_the_python_guard(how):
     # Bounded even if the limit failed: at most 100 sleeping children, all killed afterwards.
     program = (
         "import os, time\n"
@@ -100,22 +111,26 @@ def test_process_limit_holds_without_the_python_guard():
         "    n += 1\n"
         "print('children', n, flush=True)\n"
     )
-    limits = Limits(timeout_s=5.0, nproc=8, guard=False)
+    limits = Limits(timeout_s=5.0, nproc=8, guard=False, start=how)
     result = run_program(program, limits)
     assert result.status == "passed", result.stderr_tail
     assert int(result.stdout_tail.split()[-1]) < 8
 
 
-def test_ten_gigabyte_allocation_fails_fast():
+@STARTS
+def test_ten_gigabyte_allocation_fails_fast(how):
     start = time.monotonic()
-    result = run_program("x = bytearray(10 * 1024 ** 3)\n", FAST)
+    result = run_program("x = bytearray(10 * 1024 ** 3)\n", fast(how))
     assert result.status == "failed" and "MemoryError" in result.stderr_tail
     assert time.monotonic() - start < 3.0
-    unguarded = run_program("x = bytearray(10 * 1024 ** 3)\n", Limits(timeout_s=3.0, guard=False))
+    unguarded = run_program(
+        "x = bytearray(10 * 1024 ** 3)\n", Limits(timeout_s=3.0, guard=False, start=how)
+    )
     assert unguarded.status == "failed"
 
 
-def test_writing_or_deleting_outside_the_work_dir_is_blocked():
+@STARTS
+def test_writing_or_deleting_outside_the_work_dir_is_blocked(how):
     outside = Path(tempfile.mkdtemp(prefix="bench-outside-"))
     try:
         outside.chmod(0o777)  # even a world-writable directory
@@ -130,11 +145,11 @@ def test_writing_or_deleting_outside_the_work_dir_is_blocked():
             f"import shutil\nshutil.rmtree({str(outside)!r})\n",
             f"import os\nos.chdir({str(outside)!r})\nopen('escape.txt', 'w')\n",
         ):
-            assert run_program(program, FAST).status == "failed", program
+            assert run_program(program, fast(how)).status == "failed", program
         assert not target.exists()
         assert victim.read_text() == "data"
         inside = "open('local.txt', 'w').write('ok')\nassert open('local.txt').read() == 'ok'\n"
-        assert run_program(inside, FAST).status == "passed"
+        assert run_program(inside, fast(how)).status == "passed"
     finally:
         for p in outside.iterdir():
             p.unlink()
@@ -166,23 +181,25 @@ def listener():
     server.close()
 
 
-def test_opening_a_network_socket_is_blocked(listener):
+@STARTS
+def test_opening_a_network_socket_is_blocked(listener, how):
     port, accepted = listener
     program = (
         f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
         "s.sendall(b'leak')\n"
     )
-    assert run_program(program, FAST).status == "failed"
+    assert run_program(program, fast(how)).status == "failed"
     raw = f"import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))\n"
-    assert run_program(raw, FAST).status == "failed"
+    assert run_program(raw, fast(how)).status == "failed"
     assert accepted == []
 
 
 @pytest.mark.skipif(not capabilities().netns, reason="no network namespace here")
-def test_network_namespace_blocks_sockets_without_the_python_guard(listener):
+@STARTS
+def test_network_namespace_blocks_sockets_without_the_python_guard(listener, how):
     port, accepted = listener
     raw = f"import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', {port}))\n"
-    result = run_program(raw, Limits(timeout_s=3.0, guard=False))
+    result = run_program(raw, Limits(timeout_s=3.0, guard=False, start=how))
     assert result.status == "failed" and "unreachable" in result.stderr_tail.lower()
     assert accepted == []
 
@@ -195,7 +212,8 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_timeout_kills_the_whole_process_group_and_escapees():
+@STARTS
+def test_timeout_kills_the_whole_process_group_and_escapees(how):
     program = (
         "import os, time\n"
         "pid = os.fork()\n"
@@ -206,7 +224,7 @@ def test_timeout_kills_the_whole_process_group_and_escapees():
         "print('child', pid, flush=True)\n"
         "time.sleep(60)\n"
     )
-    result = run_program(program, Limits(timeout_s=1.5, guard=False))
+    result = run_program(program, Limits(timeout_s=1.5, guard=False, start=how))
     assert result.status == "timeout"
     child = int(result.stdout_tail.split()[-1])
     deadline = time.monotonic() + 2
@@ -215,7 +233,8 @@ def test_timeout_kills_the_whole_process_group_and_escapees():
     assert not _alive(child)
 
 
-def test_clean_environment_and_own_work_dir():
+@STARTS
+def test_clean_environment_and_own_work_dir(how):
     program = (
         "import os\n"
         "assert set(os.environ) <= {'PATH', 'LANG', 'HOME', 'TMPDIR', 'PYTHONHASHSEED',"
@@ -224,15 +243,16 @@ def test_clean_environment_and_own_work_dir():
         "assert os.environ['HOME'] == os.getcwd()\n"
         "print(os.getcwd())\n"
     )
-    a, b = run_programs([program, program], FAST)
+    a, b = run_programs([program, program], fast(how))
     assert a.passed and b.passed, (a.stderr_tail, b.stderr_tail)
     assert a.stdout_tail.strip() != b.stdout_tail.strip()
     assert not os.path.exists(a.stdout_tail.strip())
 
 
-def test_bad_input_never_raises():
-    assert run_program("x = '\x00'\0\n", FAST).status == "failed"
-    assert run_program("raise SystemExit(3)\n", FAST).status == "failed"
-    assert run_programs([]) == []
-    huge = run_program("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", FAST)
+@STARTS
+def test_bad_input_never_raises(how):
+    assert run_program("x = '\x00'\0\n", fast(how)).status == "failed"
+    assert run_program("raise SystemExit(3)\n", fast(how)).status == "failed"
+    assert run_programs([], fast(how)) == []
+    huge = run_program("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", fast(how))
     assert huge.status in ("failed", "timeout") and len(huge.stdout_tail) <= 2000

@@ -20,6 +20,10 @@ def pretrain(
     force: Annotated[
         bool, typer.Option(help="Pretrain again even if a cached base exists.")
     ] = False,
+    eos_tail_every: Annotated[
+        int,
+        typer.Option(help="Every Nth update an EOS-tail batch (long answers); 0: none (default)."),
+    ] = 0,
 ) -> None:
     """Pretrain the embedded tiny dLLM on the synthetic corpus and cache it (BENCH_CACHE)."""
     import dataclasses
@@ -27,7 +31,7 @@ def pretrain(
 
     from harness.processes.masked.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
 
-    config = PretrainConfig(seed=seed)
+    config = PretrainConfig(seed=seed, eos_tail_every=eos_tail_every)
     if steps is not None:
         if steps <= 0:
             raise BenchError("--steps must be positive")

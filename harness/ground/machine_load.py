@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,11 +40,30 @@ class PhaseLoad:
     wall_s: float = 0.0
 
 
+_forked_cpu = [0.0]  # CPU seconds of programs a helper process ran for this one (the sandbox's)
+_forked_lock = threading.Lock()
+
+
+def charge_child_cpu(seconds: float) -> None:
+    """Count a program that a helper process ran on this process's behalf as this process's
+    child: the sandbox's fork server forks the programs, so they are not our children."""
+    with _forked_lock:
+        _forked_cpu[0] += seconds
+
+
+def forked_cpu_seconds() -> float:
+    """CPU seconds of the programs helper processes ran for this process so far."""
+    return _forked_cpu[0]
+
+
 def _cpu_seconds() -> float:
-    """This process's CPU time and that of its children it has waited for (the sandbox)."""
+    """This process's CPU time and that of its children it has waited for (the sandbox), the
+    programs the sandbox's fork server ran for it included."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return (
+        own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + forked_cpu_seconds()
+    )
 
 
 def _env_int(name: str) -> int | None:

@@ -73,20 +73,28 @@ class TinyBaseConfig:
         """Identifies the weights: everything but the size of the after-training evaluation."""
         return config_key(self, self.version)
 
+    def batch_shape(self, step: int) -> tuple[int, int | None]:
+        """(rows, response length to pad to; None: the batch's longest row) of one step."""
+        return self.batch_size, None
+
 
 @dataclass(frozen=True)
 class BaseRecipe:
     """What one kind of tiny base brings to :func:`pretrain_base`.
 
     build: the wrapped, freshly initialised model (DiffusionLM / CausalLM) for the config.
-    batch_loss: the loss of one batch of pairs, drawing any noise from the given generator.
+    batch_loss: the loss of one batch of pairs, drawing any noise from the given generator, with
+        the responses padded to the given length (None: to the batch's longest row), under the
+        given config.
     accuracy: exact-match accuracy per synthetic family on ``n`` validation examples each.
     """
 
     name: str  # "tiny dLLM": the progress bar's label
     short: str  # "tiny base": the log's name for it
     build: Callable[[TinyBaseConfig, object], nn.Module]
-    batch_loss: Callable[[nn.Module, list[Pair], torch.Generator], torch.Tensor]
+    batch_loss: Callable[
+        [nn.Module, list[Pair], torch.Generator, int | None, TinyBaseConfig], torch.Tensor
+    ]
     accuracy: Callable[[nn.Module, int], dict[str, float]]
 
 
@@ -110,7 +118,7 @@ def pretrain_base(
         model,
         config,
         pools,
-        lambda pairs, generator: recipe.batch_loss(lm, pairs, generator),
+        lambda pairs, generator, pad_to: recipe.batch_loss(lm, pairs, generator, pad_to, config),
         f"pretraining {recipe.name}",
         show_progress,
         on_step,
@@ -127,10 +135,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench")).expanduser()
 
 
-def config_key(config, version: int) -> str:
-    """Identifies the weights: every field but the size of the after-training evaluation, and
-    the base's version (bumped when the corpus, the architecture or the loop changes)."""
-    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "eval_examples"}
+def config_key(config, version: int, omit: tuple[str, ...] = ()) -> str:
+    """Identifies the weights: every field but the size of the after-training evaluation (and
+    ``omit``: fields whose value leaves the weights as they were without the field), and the
+    base's version (bumped when the corpus, the architecture or the loop changes)."""
+    skipped = {"eval_examples", *omit}
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k not in skipped}
     fields["base_version"] = version
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -179,14 +189,15 @@ def run_pretraining(
     model: nn.Module,
     config,
     pools: list[list[Pair]],
-    batch_loss: Callable[[list[Pair], torch.Generator], torch.Tensor],
+    batch_loss: Callable[[list[Pair], torch.Generator, int | None], torch.Tensor],
     label: str,
     show_progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
 ) -> tuple[list[float], float]:
     """(loss per step, seconds): ``config.steps`` AdamW updates of ``model``, the pools taken in
     turn, each batch drawn with replacement from ``config.seed``'s generator, which
-    ``batch_loss(pairs, generator)`` may draw from too (the noise levels and masks)."""
+    ``batch_loss(pairs, generator, pad_to)`` may draw from too (the noise levels and masks); the
+    rows and response length of each step are ``config.batch_shape(step)``."""
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay
     )
@@ -197,8 +208,9 @@ def run_pretraining(
     with progress_bar(label, config.steps, enabled=show_progress) as advance:
         for step in range(config.steps):
             pool = pools[step % len(pools)]
-            idx = torch.randint(len(pool), (config.batch_size,), generator=generator).tolist()
-            loss = batch_loss([pool[i] for i in idx], generator)
+            rows, pad_to = config.batch_shape(step)
+            idx = torch.randint(len(pool), (rows,), generator=generator).tolist()
+            loss = batch_loss([pool[i] for i in idx], generator, pad_to)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             optimizer.zero_grad(set_to_none=True)

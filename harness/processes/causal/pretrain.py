@@ -81,8 +81,11 @@ def build_tiny_causal_lm(config: TinyBaseConfig, tokenizer) -> CausalLM:
     return CausalLM(model, tokenizer, ModelInfo("tiny-ar", "tiny-ar", "pretraining"))
 
 
-def answer_next_token_loss(lm: CausalLM, pairs, _generator: torch.Generator) -> torch.Tensor:
-    """Next-token cross-entropy on the answer and its EOS, averaged per example."""
+def answer_next_token_loss(
+    lm: CausalLM, pairs, _generator: torch.Generator, _pad_to: int | None = None, _config=None
+) -> torch.Tensor:
+    """Next-token cross-entropy on the answer and its EOS, averaged per example (a causal model
+    stops at its first EOS, so it needs no EOS tail: its config never asks for one)."""
     ids, scored = causal_batch(pairs, lm.tokenizer, None)
     return next_token_loss(lm(ids), ids, scored, "answer_length")[0]
 

@@ -119,11 +119,15 @@ def build_sft_batch(
     eos_id: int,
     max_length: int | None = None,
     prefix: tuple[int, ...] | list[int] = (),
+    response_length: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """[prompt | answer | EOS padding] right-padded with EOS, and the response mask.
 
     The EOS padding belongs to the response: the model is trained to predict it and so learns
-    where to stop. Over-long rows keep their prompt and cut the answer (at least one token kept);
+    where to stop. By default rows are padded to the batch's longest row; ``response_length``
+    pads them further, to the longest prompt plus that many response tokens (LLaDA's SFT pads
+    every response with EOS to a long fixed length, so that a sampler asked for that many tokens
+    has seen the whole EOS tail in training). Over-long rows keep their prompt and cut the answer (at least one token kept);
     a prompt cut at its head keeps ``prefix`` (the family's BOS) in front, so a model whose
     position 0 is never scored (Dream) never sees its first answer token there.
     """
@@ -143,6 +147,8 @@ def build_sft_batch(
             answer = answer[:keep]
         rows.append((prompt, answer))
     length = max(len(p) + len(a) for p, a in rows)
+    if response_length is not None:
+        length = max(length, max(len(p) for p, _ in rows) + response_length)
     ids = torch.full((len(rows), length), eos_id, dtype=torch.long)
     response = torch.zeros((len(rows), length), dtype=torch.bool)
     for i, (p, a) in enumerate(rows):

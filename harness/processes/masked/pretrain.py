@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import torch
 
+from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM, ModelInfo
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from harness.processes.masked.forward import (
@@ -29,6 +30,7 @@ from harness.processes.pretraining import (
     BaseRecipe,
     TinyBaseConfig,
     cache_dir,
+    config_key,
     ensure_cached,
     exact_match_accuracy,
     pretrain_base,
@@ -41,9 +43,58 @@ BASE_VERSION = 3
 
 @dataclass(frozen=True)
 class PretrainConfig(TinyBaseConfig):
-    """The tiny dLLM's pretraining (the defaults of :class:`TinyBaseConfig`)."""
+    """The tiny dLLM's pretraining: the defaults of :class:`TinyBaseConfig`, and the EOS tail.
+
+    The synthetic answers are a few tokens long, so a base trained only on batches padded to
+    their longest row never sees a long run of masked positions after its answer, and a sampler
+    asked for 256 tokens finds it lost (it writes a default answer whatever the prompt). Every
+    ``eos_tail_every``-th step is therefore an EOS-tail batch, as in LLaDA's SFT: responses padded
+    with EOS to a long length (cycling through ``eos_tail_lengths``), the EOS masked and scored
+    like any answer token. A tail batch holds about ``eos_tail_tokens`` tokens (rows = tokens //
+    (length + 64), at least 4), as many as a plain batch, so the schedule keeps the step time.
+
+    ``eos_tail_normalize``: "response" divides each example's loss by its whole padded response
+    (LLaDA's answer length counts the padding); "answer" by its answer and one EOS, so that the
+    few answer tokens keep the weight they have in a plain batch next to hundreds of EOS. Every
+    tail field is in the key when the tail is on: a base trained with another tail is another
+    base. The default base has no tail (its key and weights are those of a base without these
+    fields): the tail costs the demo's unseen families their headroom (docs/measurements.md), so
+    the long-answer base (:data:`LONG_ANSWER_BASE`, ``bench pretrain --eos-tail-every 4``) is the
+    one for measuring samplers at long generation lengths.
+    """
 
     version: ClassVar[int] = BASE_VERSION
+
+    eos_tail_every: int = 0  # 0: no EOS-tail batches (the default base)
+    eos_tail_lengths: tuple[int, ...] = (64, 128, 256, 512)
+    eos_tail_tokens: int = 4096
+    eos_tail_normalize: str = "answer"  # answer | response
+
+    def __post_init__(self) -> None:
+        if self.eos_tail_normalize not in ("answer", "response"):
+            raise BenchError(
+                f"eos_tail_normalize {self.eos_tail_normalize!r} is not one of: answer, response"
+            )
+        if self.eos_tail_every < 0 or not self.eos_tail_lengths or self.eos_tail_tokens <= 0:
+            raise BenchError("eos_tail_every >= 0, eos_tail_lengths and eos_tail_tokens > 0")
+
+    def key(self) -> str:
+        """Without a tail, the key of the same base before the tail existed."""
+        if self.eos_tail_every == 0:
+            omit = ("eos_tail_every", "eos_tail_lengths", "eos_tail_tokens", "eos_tail_normalize")
+            return config_key(self, self.version, omit=omit)
+        return config_key(self, self.version)
+
+    def batch_shape(self, step: int) -> tuple[int, int | None]:
+        every = self.eos_tail_every
+        if every <= 0 or step % every != every - 1:
+            return self.batch_size, None
+        length = self.eos_tail_lengths[(step // every) % len(self.eos_tail_lengths)]
+        return max(4, self.eos_tail_tokens // (length + 64)), length
+
+
+# The base that writes long answers: for speed and accuracy at gen length 256 and beyond.
+LONG_ANSWER_BASE = PretrainConfig(eos_tail_every=4)
 
 
 def tiny_base_dir(config: PretrainConfig = PretrainConfig()) -> Path:
@@ -87,13 +138,26 @@ def build_tiny_dlm(config: TinyBaseConfig, tokenizer) -> DiffusionLM:
     return DiffusionLM(TinyDLLM(model_config), tokenizer, ModelInfo("tiny", "tiny", "pretraining"))
 
 
-def masked_diffusion_loss(dlm: DiffusionLM, pairs, generator: torch.Generator) -> torch.Tensor:
-    """One noise level per example, masks over the answer (the default masking)."""
+def masked_diffusion_loss(
+    dlm: DiffusionLM,
+    pairs,
+    generator: torch.Generator,
+    pad_to: int | None = None,
+    config: PretrainConfig = PretrainConfig(),
+) -> torch.Tensor:
+    """One noise level per example, masks over the answer and its EOS padding (the default
+    masking); ``pad_to``: the response length of an EOS-tail batch, normalised as
+    ``config.eos_tail_normalize`` says."""
     tok, masking = dlm.tokenizer, MaskingConfig()
-    ids, response = build_sft_batch([p for p, _ in pairs], [a for _, a in pairs], tok.eos_token_id)
+    prompts, answers = [p for p, _ in pairs], [a for _, a in pairs]
+    ids, response = build_sft_batch(prompts, answers, tok.eos_token_id, response_length=pad_to)
     t = torch.rand(len(pairs), generator=generator)
     batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
-    return diffusion_loss(dlm(batch.input_ids, batch.noise_level), batch, masking)[0]
+    loss, per_example = diffusion_loss(dlm(batch.input_ids, batch.noise_level), batch, masking)
+    if pad_to is None or config.eos_tail_normalize == "response":
+        return loss
+    answer_len = torch.tensor([len(a) + 1 for a in answers], dtype=per_example.dtype)
+    return (per_example * batch.response_len / answer_len).mean()
 
 
 def evaluate_base(dlm: DiffusionLM, n: int) -> dict[str, float]:
