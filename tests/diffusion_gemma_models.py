@@ -5,6 +5,17 @@ vision tower (always built by the model) is the smallest Gemma 4 vision config. 
 byte-level stand-in of :mod:`tests.released_models` with Gemma's specials after the bytes
 (pad 256, eos 257, bos 258) and no mask token, as DiffusionGemma has none. The folder
 holds a generation config (sampler settings), as the released checkpoint does.
+
+Two more folders (:func:`build_variant`) differ from it where bench once depended on it:
+
+- ``plain-heads``: every layer one head width and key/value head count (``per_layer_config={}``,
+  no global overrides), 4 query heads over 2 key/value heads, hidden 64, vocabulary 512, a
+  window of 64, a canvas of 32, Gemma's specials at 0/1/2 (pad, eos, bos) before the bytes, and
+  a generation config without stopping thresholds;
+- ``wide-global``: three layers (two sliding, one full), 4 query heads over 1 key/value head of
+  width 8, a full-attention head of width 32 with 2 key/value heads, a window of 4 (shorter than
+  the prompts, so it masks), 2 experts (top 1), a canvas of 16, and a generation config without
+  ``entropy_bound`` or ``t_min``.
 """
 
 from __future__ import annotations
@@ -13,11 +24,21 @@ from pathlib import Path
 
 import torch
 
-from tests.released_models import _write_tokenizer
+from tests.released_models import _byte_level_chars, _write_tokenizer
 
 SPECIALS = {"<pad>": 256, "<eos>": 257, "<bos>": 258}
 VOCAB = 264  # the model's logits: a little past the tokenizer, like real checkpoints
 CANVAS = 8
+TINY_VISION = dict(
+    model_type="gemma4_vision",
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=8,
+    global_head_dim=8,
+)
 
 
 def tiny_config(**overrides):
@@ -43,18 +64,8 @@ def tiny_config(**overrides):
         bos_token_id=258,
         max_position_embeddings=512,
     )
-    vision = dict(
-        model_type="gemma4_vision",
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=8,
-        global_head_dim=8,
-    )
     return DiffusionGemmaConfig(
-        text_config=text, vision_config=vision, canvas_length=CANVAS, **overrides
+        text_config=text, vision_config=dict(TINY_VISION), canvas_length=CANVAS, **overrides
     )
 
 
@@ -84,4 +95,124 @@ def build_diffusion_gemma(tmp_path: Path, seed: int = 0) -> Path:
     model.generation_config = tiny_generation_config()
     model.save_pretrained(folder)
     _write_tokenizer(folder, SPECIALS, "<bos>", "<eos>", "<pad>", None, None)
+    return folder
+
+
+PLAIN_HEADS = "plain-heads"
+WIDE_GLOBAL = "wide-global"
+VARIANTS = (PLAIN_HEADS, WIDE_GLOBAL)
+LEADING_SPECIALS = {"<pad>": 0, "<eos>": 1, "<bos>": 2}
+
+
+def plain_heads_config():
+    from transformers import DiffusionGemmaConfig, DiffusionGemmaTextConfig
+
+    text = DiffusionGemmaTextConfig(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        layer_types=["sliding_attention", "full_attention"],
+        per_layer_config={},
+        sliding_window=64,
+        max_position_embeddings=1024,
+        num_experts=4,
+        top_k_experts=2,
+        moe_intermediate_size=32,
+    )
+    vision = dict(
+        model_type="gemma4_vision",
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        head_dim=16,
+    )
+    return DiffusionGemmaConfig(text_config=text, vision_config=vision, canvas_length=32)
+
+
+def wide_global_config():
+    from transformers import DiffusionGemmaConfig
+
+    text = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        global_head_dim=32,
+        num_global_key_value_heads=2,
+        sliding_window=4,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        num_experts=2,
+        top_k_experts=1,
+        moe_intermediate_size=8,
+        pad_token_id=256,
+        eos_token_id=257,
+        bos_token_id=258,
+        max_position_embeddings=256,
+    )
+    return DiffusionGemmaConfig(text_config=text, vision_config=dict(TINY_VISION), canvas_length=16)
+
+
+def _generation_config(variant: str):
+    from transformers.models.diffusion_gemma import generation_diffusion_gemma as gen
+
+    if variant == PLAIN_HEADS:
+        return gen.DiffusionGemmaGenerationConfig(
+            max_denoising_steps=4,
+            sampler_config=gen.EntropyBoundSamplerConfig(entropy_bound=0.5),
+            t_min=0.1,
+            t_max=1.0,
+            eos_token_id=1,
+            pad_token_id=0,
+            bos_token_id=2,
+        )
+    return gen.DiffusionGemmaGenerationConfig(
+        max_denoising_steps=3,
+        t_max=1.0,
+        stability_threshold=1,
+        confidence_threshold=0.01,
+        eos_token_id=257,
+        pad_token_id=256,
+        bos_token_id=258,
+    )
+
+
+def _write_leading_specials_tokenizer(folder: Path) -> None:
+    """Byte-level, Gemma's order: pad, eos, bos at 0, 1, 2, then the 256 bytes."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = dict(LEADING_SPECIALS)
+    vocab.update({ch: len(LEADING_SPECIALS) + b for b, ch in _byte_level_chars().items()})
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = [AddedToken(t, special=True, normalized=False) for t in LEADING_SPECIALS]
+    backend.add_special_tokens(specials)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
+    tok.save_pretrained(folder)
+
+
+def build_variant(tmp_path: Path, variant: str, seed: int = 0) -> Path:
+    """One of :data:`VARIANTS`, built with transformers' own classes and saved."""
+    from transformers import DiffusionGemmaForBlockDiffusion
+
+    folder = tmp_path / f"diffusion-gemma-{variant}"
+    torch.manual_seed(seed)
+    config = plain_heads_config() if variant == PLAIN_HEADS else wide_global_config()
+    model = DiffusionGemmaForBlockDiffusion(config)
+    model.generation_config = _generation_config(variant)
+    model.save_pretrained(folder)
+    if variant == PLAIN_HEADS:
+        _write_leading_specials_tokenizer(folder)
+    else:
+        _write_tokenizer(folder, SPECIALS, "<bos>", "<eos>", "<pad>", None, None)
     return folder

@@ -15,7 +15,7 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
     from harness.costs import planning_device
     from harness.models.sandboxes import sandbox_of
     from harness.run.cell_cost import estimate, grid_seconds, param_labels, token_labels
-    from harness.run.preflight import missing_data
+    from harness.run.preflight import missing_data, process_problems
 
     real = any(not is_tiny(r.cell.model) and sandbox_of(r.cell.model) is None for r in requests)
     device = planning_device(device_kind) if real else None
@@ -70,9 +70,10 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
     total = f"estimated {minutes:.1f} min{on}" if seconds or not real else f"{hours:.1f} GPU-h"
     console.print(f"{len(requests)} cells into {out}; {total} (nothing was run)")
     notes = sorted({r.cell.train_data_note for r in requests if r.cell.train_data_note})
-    for line in [*notes, *missing_data([r.cell for r in requests])]:
+    cells = [r.cell for r in requests]
+    for line in [*notes, *missing_data(cells), *process_problems(cells)]:
         console.print(line, highlight=False, soft_wrap=True)
-    for line in _power_lines([r.cell for r in requests]):
+    for line in _power_lines(cells):
         console.print(line)
 
 

@@ -179,9 +179,10 @@ def run(
         _print_plan(requests, out, device_kind, workers=max(1, len(executor.workers())))
         _print_worker_plan(requests, executor, device_kind)
         return
-    from harness.run.preflight import check_data
+    from harness.run.preflight import check_data, check_settings
 
     check_data(cells)  # one line before any training if a training or scored set is missing
+    check_settings(cells)  # ... or if a setting would be refused only after training
     from harness.processes.masked.pretrain import ensure_base_for_run
 
     ensure_base_for_run(grid.model)  # pretrain here on every core, before any worker starts

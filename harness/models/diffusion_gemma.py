@@ -23,6 +23,7 @@ stops with one line that names what is supported.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ FAMILY_NAME = "diffusion_gemma"
 MODEL_TYPE = "diffusion_gemma"
 HUB_ID = "google/diffusiongemma-26B-A4B-it"
 UNIFORM = "uniform"
+GENERATION_FILE = "generation_config.json"  # the sampler settings a checkpoint ships
 
 LevelSource = Callable[[dict], torch.Tensor]  # decoder forward kwargs -> (batch,) levels
 
@@ -83,26 +85,50 @@ def base_model(backbone: nn.Module) -> nn.Module:
 
 
 def install_level_hooks(dlm) -> CanvasLevels:
-    """Set ``dlm.channel`` before every encoder (level 0) and decoder (canvas level) forward."""
+    """Set ``dlm.channel`` before every encoder (level 0) and decoder (canvas level) forward.
+
+    The channel is looked up on ``dlm`` at every call, as :meth:`DiffusionLM.forward` does, never
+    kept from load time: a worker that keeps its base loaded from cell to cell gives it a fresh
+    channel after each cell (:func:`harness.run.executors.model_cache.restore_base`), and the
+    next cell's noise-aware adapters (NaRA's core bank, binned LoRA's router) subscribe to that
+    one.
+    """
     model = base_model(dlm.backbone)
     levels = CanvasLevels()
-    channel = dlm.channel
 
     def before_encoder(_module, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is not None:  # generate may run the encoder on nothing new: no adapters run then
-            channel.set(torch.zeros(ids.shape[0], device=ids.device))
+            dlm.channel.set(torch.zeros(ids.shape[0], device=ids.device))
         if levels.on_encoder is not None:
             levels.on_encoder()
 
     def before_decoder(_module, args, kwargs):
         ids = kwargs.get("decoder_input_ids", args[0] if args else None)
         level = levels.decoder_level({**kwargs, "decoder_input_ids": ids})
-        channel.set(level.to(device=ids.device, dtype=torch.float32))
+        dlm.channel.set(level.to(device=ids.device, dtype=torch.float32))
 
     model.model.encoder.register_forward_pre_hook(before_encoder, with_kwargs=True)
     model.model.decoder.register_forward_pre_hook(before_decoder, with_kwargs=True)
     return levels
+
+
+def saved_generation_config(folder: Path):
+    """The sampler settings saved with a folder (its ``generation_config.json``), read without
+    the weights as transformers reads them; an empty config when it has none, which is what the
+    loaded model then holds. A file transformers refuses stops in one line."""
+    from transformers.models.diffusion_gemma.generation_diffusion_gemma import (
+        DiffusionGemmaGenerationConfig,
+    )
+
+    if not (folder / GENERATION_FILE).is_file():
+        return DiffusionGemmaGenerationConfig()
+    try:
+        return DiffusionGemmaGenerationConfig.from_pretrained(folder, local_files_only=True)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise BenchError(
+            f"{folder / GENERATION_FILE} is not a DiffusionGemma generation config: {err}"
+        ) from err
 
 
 def text_only_problems(model: nn.Module) -> list[str]:

@@ -63,18 +63,40 @@ def known_model(name: str) -> bool:
     return name in BUILT_HERE or name in MODEL_SPECS or Path(name).expanduser().is_dir()
 
 
-def base_objective(name: str) -> str:
-    """ "masked-diffusion" or "autoregressive" for a model name, without loading it."""
-    from harness.models.registry import get_family
-
+def model_family(name: str) -> str | None:
+    """The family of a model name without loading it; None for a name that names no model
+    here (a sandbox, an unknown name)."""
     if name in BUILT_HERE:
-        return get_family(name).objective
+        return name
     if name in MODEL_SPECS:
-        return get_family(MODEL_SPECS[name].family).objective
+        return MODEL_SPECS[name].family
     folder = Path(name).expanduser()
     if (folder / "config.json").is_file():
-        return get_family(detect_family(folder)).objective
-    raise BenchError(f"unknown model {name!r}; valid: {valid_model_names()}")
+        return detect_family(folder)
+    return None
+
+
+def base_objective(name: str) -> str:
+    """ "masked-diffusion" or "autoregressive" for a model name, without loading it."""
+    family = model_family(name)
+    if family is None:
+        raise BenchError(f"unknown model {name!r}; valid: {valid_model_names()}")
+    return get_family(family).objective
+
+
+def model_folder(name: str) -> Path | None:
+    """The folder a model's files are read from, without loading it: a local folder, or an
+    alias's snapshot in the local Hugging Face cache; None when they are not here (an alias
+    not downloaded, a built-in base not pretrained yet)."""
+    if name in BUILT_HERE:
+        return None
+    folder = Path(name).expanduser()
+    if name not in MODEL_SPECS:
+        return folder if (folder / "config.json").is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(MODEL_SPECS[name].hub_id, "config.json")
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -24,12 +24,16 @@ class Process:
         :func:`harness.processes.training.train_adapter` runs.
     evaluate: ``(dlm, spec, examples, config, steps, seed, protocol, on_progress) -> EvalOutcome``.
     quick_sample: ``(dlm, prompt_ids, sampler_config) -> (ids, summary line)`` for ``bench sample``.
+    preflight: ``(cell config) -> problem line or None``: what this process would refuse only
+        once the cell has trained (its sampler settings, say), asked by the run's preflight
+        before any cell starts; None when nothing needs asking.
     """
 
     name: str
     objective: Callable[[], Any]
     evaluate: Callable[..., Any]
     quick_sample: Callable[..., tuple[list[int], str]]
+    preflight: Callable[..., str | None] | None = None
 
 
 PROCESS_MODULES = {

@@ -21,6 +21,9 @@ class SamplingStats:
     time_s: float = 0.0
     cache_used: str = "none"
     flow_evals: int = 0  # L2D: flow-stream evaluations, summed over rows (final forward included)
+    # a sampler with settings of its own (DiffusionGemma's generate): the values it ran with
+    # and where each came from, {"values": {...}, "sources": {...}}
+    generation: dict | None = None
 
     def add_forward(self, rows: int) -> None:
         self.forwards += 1
@@ -54,4 +57,4 @@ class SamplingStats:
             "flow_evals_per_token": self.flow_evals_per_token,
             "forwards_per_token": self.forwards_per_token,
             "tokens_per_s": self.tokens_per_s,
-        }
+        } | ({"generation": self.generation} if self.generation is not None else {})

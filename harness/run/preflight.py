@@ -1,6 +1,7 @@
 """Before any training: can every cell's training data and every evaluated task's scored set be
-read here? A run that would fail hours in (an 8B adapter trained, then no SVAMP file to score it
-on) stops at once with one line that says what is missing and how to provide it.
+read here, and would its noise process accept its settings? A run that would fail hours in (an
+8B adapter trained, then no SVAMP file to score it on, or sampler settings its ``generate``
+refuses) stops at once with one line that says what is missing and how to provide it.
 
 Judged from local files, cached downloads, installed packages and one reachability probe per
 host; nothing is downloaded here.
@@ -74,3 +75,31 @@ def check_data(cells: list[CellConfig]) -> None:
     problems = missing_data(cells)
     if problems:
         raise BenchError("data missing, nothing was run: " + " | ".join(problems))
+
+
+def process_problems(cells: list[CellConfig]) -> list[str]:
+    """One line per setting a cell's noise process would refuse only after the cell has trained
+    (DiffusionGemma's sampler settings, say), each said once: asked of the process."""
+    from harness.models.loader import model_family
+    from harness.models.registry import get_family
+    from harness.processes.registry import get_process
+
+    problems: list[str] = []
+    for cell in cells:
+        family = model_family(cell.model)
+        if family is None:  # a sandbox: its cells check themselves
+            continue
+        ask = get_process(get_family(family).process).preflight
+        found = ask(cell) if ask is not None else None
+        if found and found not in problems:
+            problems.append(found)
+    return problems
+
+
+def check_settings(cells: list[CellConfig]) -> None:
+    """Raise one BenchError line naming every such setting (nothing has run yet)."""
+    problems = process_problems(cells)
+    if problems:
+        raise BenchError(
+            "settings that would fail after training, nothing was run: " + " | ".join(problems)
+        )

@@ -9,19 +9,29 @@ tasks that also have a ``gen`` protocol are evaluated with ``eval.protocol=gen``
 The sampling steps (``--steps``, by default ``eval.gen_length`` as for every family) become
 ``max_denoising_steps`` per canvas, ``eval.gen_length`` is ``max_new_tokens``; the sampler's
 other settings (entropy bound, temperature schedule, stopping thresholds) are the model's own
-``generation_config``. The masked-diffusion sampler's settings (block length, remasking,
+``generation_config``, and transformers' defaults for what it leaves unset
+(:func:`harness.processes.uniform.sampler.resolve_generation`). The masked-diffusion sampler's settings (block length, remasking,
 temperature, cfg, schedule) do not apply and are not read; its fast-sampling settings
 (``eval.cache``, ``eval.parallel``) stop with one line. ``eval.noise_level`` picks the
 level the adapters are fed: ``drawn`` (also what the masking default ``response`` means here)
 or ``schedule`` (see :mod:`harness.processes.uniform.forward`).
+
+Everything here that refuses a cell only refuses it after its training; :func:`preflight` asks
+the same questions of every cell before any cell starts.
 """
 
 from __future__ import annotations
 
-from harness.config.cell import EvalConfig
+from harness.config.cell import CellConfig, EvalConfig
 from harness.ground.errors import BenchError
-from harness.processes.outcome import generation_outcome
-from harness.processes.uniform.sampler import GemmaSamplingConfig, generate_canvas
+from harness.models.diffusion_gemma import GENERATION_FILE, saved_generation_config
+from harness.models.loader import model_folder
+from harness.processes.outcome import generation_outcome, resolve_protocol
+from harness.processes.uniform.sampler import (
+    GemmaSamplingConfig,
+    generate_canvas,
+    resolve_generation,
+)
 
 LEVEL_NAMES = {"drawn": "drawn", "response": "drawn", "schedule": "schedule"}
 
@@ -49,14 +59,39 @@ def uniform_sampling_config(
     )
 
 
-def evaluate_uniform(dlm, spec, examples, config, steps, seed, protocol, on_progress):
-    """The generation protocol through DiffusionGemma's own ``generate``; ``loglik`` stops."""
+def _refuse_loglik(spec, protocol: str) -> None:
     if protocol == "loglik":
         other = " (set eval.protocol=gen)" if "gen" in spec.protocols else ""
         raise BenchError(
             f"task {spec.name!r}: likelihood scoring is not supported for uniform-noise "
             f"DiffusionGemma (no ELBO estimator for uniform renoising in bench){other}"
         )
+
+
+def preflight(cell: CellConfig) -> str | None:
+    """What evaluating ``cell`` would refuse after its training, asked before any cell runs:
+    its evaluation settings, each evaluated task's protocol, and the sampler settings of the
+    model's saved generation config (read without the weights; a model not here yet is checked
+    when it samples)."""
+    from tasks.registry import get_task
+
+    try:
+        sampling = uniform_sampling_config(cell.eval, None, cell.seed)
+        for task in cell.evaluated_tasks:
+            spec = get_task(task)
+            _refuse_loglik(spec, resolve_protocol(spec, cell.eval))
+        folder = model_folder(cell.model)
+        if folder is not None:
+            where = str(folder / GENERATION_FILE)
+            resolve_generation(saved_generation_config(folder), sampling, where)
+    except BenchError as err:
+        return f"{cell.model}: {err}"
+    return None
+
+
+def evaluate_uniform(dlm, spec, examples, config, steps, seed, protocol, on_progress):
+    """The generation protocol through DiffusionGemma's own ``generate``; ``loglik`` stops."""
+    _refuse_loglik(spec, protocol)
     sampling = uniform_sampling_config(config, steps, seed)
 
     def generate_batch(prompts, stats):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.processes.registry import Process
-from harness.processes.uniform.evaluate import evaluate_uniform
+from harness.processes.uniform.evaluate import evaluate_uniform, preflight
 from harness.processes.uniform.objective import UniformNoiseObjective
 from harness.processes.uniform.sampler import GemmaSamplingConfig, generate_canvas
 
@@ -18,4 +18,4 @@ def quick_sample(dlm, prompt_ids: list[int], config) -> tuple[list[int], str]:
     return outs[0], f"DiffusionGemma generate: {stats}"
 
 
-PROCESS = Process("uniform", UniformNoiseObjective, evaluate_uniform, quick_sample)
+PROCESS = Process("uniform", UniformNoiseObjective, evaluate_uniform, quick_sample, preflight)
