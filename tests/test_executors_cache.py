@@ -89,3 +89,20 @@ def test_the_released_llada_base_is_reused_exactly(llada_folder, method, one_tor
     second = cache.checkout(str(llada_folder), "cpu")
     assert second is first and cache.last_load_s == 0.0 and not cache.dropped
     assert weights_checksum(second) == fresh
+
+
+@pytest.mark.parametrize("method", ["lora", "dora"])
+def test_a_causal_base_is_restored_for_the_next_cell(method):
+    """Its channel is a read-only view of its flow time: restoring must not try to assign it
+    (a worker would then drop and reload the causal base after every cell)."""
+    from harness.models.causal import CausalLM
+    from harness.run.executors.model_cache import restore_base
+    from tests.causal_models import make_causal_lm
+
+    dlm = make_causal_lm()
+    m = get_method(method)
+    m.apply(dlm, m.config_cls.from_dict({"rank": 2}))
+    old_channel = dlm.channel
+    restore_base(dlm)
+    assert dlm.channel is not old_channel and "_bench_adapter" not in vars(dlm)
+    assert isinstance(dlm, CausalLM) and type(dlm.backbone).__name__.endswith("ForCausalLM")

@@ -48,6 +48,10 @@ class CausalLM(WrappedModel):
     def channel(self) -> FlowTime:
         return self.flow_time
 
+    def reset_channel(self) -> None:
+        """A fresh flow-time channel (no subscriber left from an earlier adapter)."""
+        self.flow_time = FlowTime()
+
     @property
     def mask_id(self) -> int:
         return self.tokenizer.pad_token_id

@@ -66,6 +66,10 @@ class DiffusionLM(WrappedModel):
         super().__init__(backbone, tokenizer, info)
         self.channel = NoiseChannel()
 
+    def reset_channel(self) -> None:
+        """A fresh noise channel (no subscriber left from an earlier adapter)."""
+        self.channel = NoiseChannel()
+
     @property
     def mask_id(self) -> int:
         return self.tokenizer.mask_token_id

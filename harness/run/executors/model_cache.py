@@ -88,8 +88,6 @@ def restore_base(dlm: DiffusionLM) -> None:
     """Take the cell's adapter out of ``dlm`` (the inverse of ``method.apply`` / ``load``)."""
     from peft import PeftModel
 
-    from harness.ground.noise_level import NoiseChannel
-
     adapter = getattr(dlm, "_bench_adapter", None)
     detach = getattr(adapter, "detach_channel", None)
     if callable(detach):
@@ -98,7 +96,7 @@ def restore_base(dlm: DiffusionLM) -> None:
         del dlm._bench_adapter
     if isinstance(dlm.backbone, PeftModel):
         dlm.backbone = dlm.backbone.unload()
-    dlm.channel = NoiseChannel()
+    dlm.reset_channel()
     dlm.zero_grad(set_to_none=True)
 
 
