@@ -27,6 +27,8 @@ Which semantics are compared:
   commits every token strictly above X and at least the step schedule's count; with one step per
   token (``--bench-threshold-steps`` = gen length, the default) that count is one, which is
   Fast-dLLM's rule. With fewer steps bench commits more per step and the tokens differ.
+  ``--bench-rule NAME`` gives bench's rule another name (``parallel=NAME:X``), e.g. a rule that
+  ignores the steps as Fast-dLLM's does, to be run with Fast-dLLM's published steps.
 - Fast-dLLM's functions take one prompt (they build the sequence with batch 1), so at batch > 1
   it decodes the prompts one after another, as its users do; bench decodes them as one batch.
   Its model passes no attention mask, so every prompt has the same length (no padding).
@@ -34,7 +36,7 @@ Which semantics are compared:
   rounding of the threshold can fall on either side.
 
 Fast-dLLM's modeling file wraps its attention in ``torch.compile``; the first call of each setting
-is an untimed warm-up (``--no-compile`` runs it eagerly instead).
+is preceded by an untimed warm-up on the first prompt (``--no-compile`` runs it eagerly).
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ def load_pair(folder: Path, device: str = "cpu"):
     module, cls = load_reference()
     LLADA.prepare_class(cls)  # the transformers-5 repairs bench applies to the released class
     dlm = load_model(str(folder), device).eval()
-    reference = cls.from_pretrained(str(folder)).to(device).eval()
+    dtype = next(dlm.parameters()).dtype  # bf16 on a GPU, as bench's loader keeps it
+    reference = cls.from_pretrained(str(folder), dtype=dtype).to(device).eval()
     LLADA.repair_model(reference)
     return dlm, reference, module
 
@@ -199,14 +202,22 @@ def cut(tokens: list[int], eos: int, length: int) -> list[int]:
     return head + [eos] * (length - len(head))
 
 
-def bench_config(setting: str, gen: int, block: int, steps: int, threshold: float, tsteps: int):
+def bench_config(
+    setting: str,
+    gen: int,
+    block: int,
+    steps: int,
+    threshold: float,
+    tsteps: int,
+    rule: str = "threshold",
+):
     _, thresholded, cache = SETTINGS[setting]
     return SamplerConfig(
         gen_length=gen,
         steps=tsteps if thresholded else steps,
         block_length=block,
         cache=cache,
-        parallel=f"threshold:{threshold}" if thresholded else "none",
+        parallel=f"{rule}:{threshold}" if thresholded else "none",
         stop_at_eos=False,
     )
 
@@ -243,6 +254,7 @@ def compare(
     steps: int = 16,
     threshold: float = 0.9,
     threshold_steps: int | None = None,
+    rule: str = "threshold",
     repeats: int = 1,
     compile_reference: bool = True,
     warmup: bool = True,
@@ -260,10 +272,14 @@ def compare(
         for batch in batches:
             prompts = make_prompts(batch, bos)
             for setting in settings:
-                config = bench_config(setting, gen, block, steps, threshold, tsteps)
+                config = bench_config(setting, gen, block, steps, threshold, tsteps, rule)
                 times: dict[str, list[float]] = {"bench": [], "ref": []}
-                warm = warmup and batch == batches[0]  # later batches reuse the compiled code
-                for attempt in range(repeats + 1 - (not warm)):
+                if warmup:  # untimed, on the first prompt: compiles Fast-dLLM's attention
+                    generate(dlm, prompts[:1], config)
+                    run_reference(
+                        module, reference, setting, prompts[:1], gen, block, steps, threshold
+                    )
+                for _ in range(repeats):
                     stats = SamplingStats()
                     began = time.perf_counter()
                     mine = generate(dlm, prompts, config, stats=stats)
@@ -272,9 +288,8 @@ def compare(
                         module, reference, setting, prompts, gen, block, steps, threshold
                     )
                     done = time.perf_counter()
-                    if attempt or not warm:  # a warm-up's first call is not timed
-                        times["bench"].append(mid - began)
-                        times["ref"].append(done - mid)
+                    times["bench"].append(mid - began)
+                    times["ref"].append(done - mid)
                 same = sum(
                     a == b
                     for m, t in zip(mine, theirs, strict=True)
@@ -313,6 +328,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--bench-threshold-steps", type=int, default=None)
+    parser.add_argument("--bench-rule", default="threshold")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--repeats", type=int, default=3)
@@ -321,6 +337,8 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     settings = args.settings.split(",")
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
@@ -347,6 +365,7 @@ def main() -> None:
         steps=args.steps,
         threshold=args.threshold,
         threshold_steps=args.bench_threshold_steps,
+        rule=args.bench_rule,
         repeats=args.repeats,
         compile_reference=not args.no_compile,
         log=lambda line: print(line, flush=True),

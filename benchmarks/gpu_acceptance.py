@@ -234,8 +234,9 @@ def train_figures(tmp: Path, kind: str, size: dict, device: torch.device) -> lis
     return rows
 
 
-def sampler_figures(tmp: Path, size: dict, device: torch.device) -> dict:
-    """(c): tokens/s of plain, prefix and dual on random LLaDA, and the cache's agreement."""
+def sampler_figures(tmp: Path, size: dict, device: torch.device, deadline: float) -> dict:
+    """(c): tokens/s of plain, prefix and dual on random LLaDA, and the cache's agreement;
+    settings not started by ``deadline`` (a perf_counter time) are listed as skipped."""
     from bench_released_cache import frozen_check
 
     dlm = random_model(
@@ -248,10 +249,13 @@ def sampler_figures(tmp: Path, size: dict, device: torch.device) -> dict:
     prompt = torch.randint(40, 120, (max(sampler["batches"]), 31), generator=g).tolist()
     prompts = [list(dlm.tokenizer.bos_prefix) + p for p in prompt]
     agreement = frozen_check(dlm, prompts[:4], max(sampler["gens"]), sampler["block"])
-    rows = []
+    rows, skipped = [], []
     for gen in sampler["gens"]:
         for batch in sampler["batches"]:
             for cache in ("none", "prefix", "dual"):
+                if time.perf_counter() > deadline:
+                    skipped.append(f"gen {gen} batch {batch} cache {cache}")
+                    continue
                 config = SamplerConfig(
                     gen_length=gen,
                     steps=gen // 2,
@@ -289,7 +293,7 @@ def sampler_figures(tmp: Path, size: dict, device: torch.device) -> dict:
         row["speedup"] = row["tokens_per_s"] / plain["tokens_per_s"]
     del dlm
     free(device)
-    return {"rows": rows, "cache_agreement": agreement}
+    return {"rows": rows, "cache_agreement": agreement, "skipped_over_budget": skipped}
 
 
 def markdown(summary: dict) -> str:
@@ -340,6 +344,7 @@ def markdown(summary: dict) -> str:
                 f"- {a['window']}: max |diff| {a['max_diff']:.2e} (logits up to "
                 f"{a['max_logit']:.1f}), argmax agrees {a['argmax'] * 100:.1f}%"
             )
+        lines += [f"- skipped (over the budget): {what}" for what in sampler["skipped_over_budget"]]
     else:
         lines.append(str(sampler))
     return "\n".join(lines) + "\n"
@@ -374,8 +379,8 @@ def main() -> None:
     parts = {
         "tests": lambda tmp: run_tests(size, device, out),
         "llada_train": lambda tmp: train_figures(tmp, "llada", size, device),
-        "sampler": lambda tmp: sampler_figures(tmp, size, device),
         "dream_train": lambda tmp: train_figures(tmp, "dream", size, device),
+        "sampler": lambda tmp: sampler_figures(tmp, size, device, began + args.budget_s),
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, part in parts.items():

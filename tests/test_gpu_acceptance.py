@@ -4,7 +4,9 @@ CPU, so the one prepared command is known to work before a GPU is lent."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ def test_gpu_acceptance_cpu_run_writes_every_section(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        env=os.environ | {"PYTHON": sys.executable},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
