@@ -5,8 +5,8 @@ modeling file imports ``einops``):
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_vs_fastdllm.py [--hidden 512] [--layers 8]
         [--gen-length 64] [--block 32] [--steps 16] [--threshold 0.9] [--batches 1,8]
-        [--repeats 3] [--threads 2] [--settings prefix,dual,threshold,dual+threshold]
-        [--bench-threshold-steps N] [--no-compile] [--json PATH]
+        [--repeats 3] [--threads 1] [--settings prefix,dual,threshold,dual+threshold]
+        [--bench-threshold-steps N] [--bench-rule NAME] [--no-compile] [--json PATH]
 
 One model folder is built from the released LLaDA code (random weights, the output head scaled
 so that confidences spread out instead of tying). bench loads it with the released modeling file,
