@@ -31,15 +31,16 @@ import torch
 from harness.ground.device import autocast_for
 from harness.models.loader import load_model
 from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate, left_pad
-from harness.processes.masked.sampling.cache import CACHE_BACKENDS
 from tests.released_models import build_dream, build_llada, require_fixtures
 
 PROMPTS = ["Q: 7+1=", "A longer question: 2+2=", "Hi", "Q: what is 12 times 3? A:"]
 
 
-def frozen_check(dlm, prompts, gen_length: int, block: int) -> None:
-    """Cached window logits against the uncached forward over one frozen state."""
-    backend = CACHE_BACKENDS[dlm.info.family]
+def frozen_check(dlm, prompts, gen_length: int, block: int) -> list[dict]:
+    """Cached window logits against the uncached forward over one frozen state: per window, the
+    largest difference, the largest logit and the share of positions whose argmax agrees."""
+    backend = dlm.family.cache_backend
+    rows = []
     ids, prompt_attention = left_pad(prompts, dlm.tokenizer.pad_token_id)
     g = torch.Generator().manual_seed(0)
     gen = torch.randint(40, 120, (len(prompts), gen_length), generator=g)
@@ -59,11 +60,13 @@ def frozen_check(dlm, prompts, gen_length: int, block: int) -> None:
             diff = (read - want).abs().max().item()
             scale = want.abs().max().item()
             agree = (read.argmax(-1) == want.argmax(-1)).float().mean().item()
+            rows.append({"window": window, "max_diff": diff, "max_logit": scale, "argmax": agree})
             print(
                 f"  check {dlm.info.family:6s} {window:6s} max |cached - uncached| {diff:.2e} "
                 f"(logits up to {scale:.1f}), argmax agrees {agree * 100:.1f}%",
                 flush=True,
             )
+    return rows
 
 
 def main() -> None:

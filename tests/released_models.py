@@ -81,6 +81,19 @@ DREAM_MASK_BLOCK = re.compile(
 )
 
 
+# The device the released-code tests run on: "cpu" (fp32) by default; BENCH_TEST_DEVICE=cuda runs
+# them in bf16 with SDPA, as bench evaluates on a GPU (benchmarks/gpu_acceptance.py).
+TEST_DEVICE = os.environ.get("BENCH_TEST_DEVICE", "cpu")
+
+
+def tolerance(dtype: torch.dtype) -> dict[str, float]:
+    """``assert_close`` tolerances for a cached forward against the uncached one: fp32 agrees
+    to rounding, bf16 (a GPU run) to its 8-bit mantissa."""
+    if dtype == torch.bfloat16:
+        return {"rtol": 2e-2, "atol": 2e-2}
+    return {"rtol": 1e-5, "atol": 1e-5}
+
+
 def require_fixtures() -> Path:
     """The fixture folder, or a pytest skip that says why (only when ../shared is absent)."""
     import pytest
@@ -90,8 +103,11 @@ def require_fixtures() -> Path:
     return FIXTURES
 
 
-def build_llada(tmp_path: Path, chat_template: bool = False, seed: int = 0, **overrides) -> Path:
-    """A tiny LLaDA folder (2 layers, d_model 16, 2 heads) under ``tmp_path / "llada"``."""
+def build_llada(
+    tmp_path: Path, chat_template: bool = False, seed: int = 0, weights: bool = True, **overrides
+) -> Path:
+    """A tiny LLaDA folder (2 layers, d_model 16, 2 heads) under ``tmp_path / "llada"``;
+    ``weights=False`` writes no weight file (the model is then built from the config alone)."""
     fixtures = require_fixtures() / "llada"
     folder = Path(tmp_path) / "llada"
     folder.mkdir(parents=True, exist_ok=True)
@@ -148,7 +164,8 @@ def build_llada(tmp_path: Path, chat_template: bool = False, seed: int = 0, **ov
         **overrides,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
-    _write_weights(folder, _llada_shapes(config), seed)
+    if weights:
+        _write_weights(folder, _llada_shapes(config), seed)
     _write_tokenizer(
         folder,
         LLADA_SPECIALS,
@@ -161,8 +178,11 @@ def build_llada(tmp_path: Path, chat_template: bool = False, seed: int = 0, **ov
     return folder
 
 
-def build_dream(tmp_path: Path, hub_mask: bool = False, seed: int = 0, **overrides) -> Path:
-    """A tiny Dream folder (2 layers, hidden 16, 2 heads, 1 KV head) under ``tmp_path``.
+def build_dream(
+    tmp_path: Path, hub_mask: bool = False, seed: int = 0, weights: bool = True, **overrides
+) -> Path:
+    """A tiny Dream folder (2 layers, hidden 16, 2 heads, 1 KV head) under ``tmp_path``;
+    ``weights=False`` writes no weight file.
 
     ``hub_mask=True``: delete the 2-D -> 4-D mask conversion of ``DreamModel.forward`` (the hub
     and Fast-dLLM version, which hands the mask to SDPA untouched).
@@ -213,7 +233,8 @@ def build_dream(tmp_path: Path, hub_mask: bool = False, seed: int = 0, **overrid
     generation = {"bos_token_id": 151643, "eos_token_id": 151643, "pad_token_id": 151643}
     generation["mask_token_id"] = 151666  # the hub folder ships one; Dream's loader reads it
     (folder / "generation_config.json").write_text(json.dumps(generation, indent=2))
-    _write_weights(folder, _dream_shapes(config), seed)
+    if weights:
+        _write_weights(folder, _dream_shapes(config), seed)
     _write_tokenizer(
         folder,
         DREAM_SPECIALS,

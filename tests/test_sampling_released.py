@@ -11,13 +11,23 @@ import dataclasses
 import pytest
 import torch
 
+from harness.ground.device import autocast_for
 from harness.models.loader import load_model
 from harness.models.registry import get_family
 from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate, left_pad
 from methods import get_method
-from tests.released_models import build_llada, require_fixtures
+from tests.released_models import TEST_DEVICE, build_llada, require_fixtures, tolerance
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(autouse=True)
+def _evaluation_autocast():
+    """bf16 autocast on a GPU (BENCH_TEST_DEVICE=cuda), as bench evaluates there."""
+    with autocast_for(torch.device(TEST_DEVICE)):
+        yield
+
+
 PROMPTS = ["Q: 7+1=", "A longer question: 2+2=", "Hi"]  # different lengths: left padding
 KINDS = ["llada", "dream", "dream-hub"]  # dream-hub: the hub's DreamModel.forward (no mask block)
 
@@ -25,7 +35,7 @@ KINDS = ["llada", "dream", "dream-hub"]  # dream-hub: the hub's DreamModel.forwa
 def _load(released_folder, kind: str, method: str | None = None, sharpen: float = 1.0):
     """The released model; optionally an adapter whose every weight is random (so it matters)."""
     require_fixtures()
-    dlm = load_model(str(released_folder(kind)), "cpu")
+    dlm = load_model(str(released_folder(kind)), TEST_DEVICE)
     with torch.no_grad():  # confident predictions, so parallel rules commit several tokens
         dlm.backbone.get_output_embeddings().weight.mul_(sharpen)
     if method is not None:
@@ -50,7 +60,7 @@ def _frozen_context(dlm):
     x = torch.cat([ids, gen], 1)
     attention = torch.cat([prompt_attention, torch.ones_like(gen)], 1)
     assert not bool(attention.all())  # padding is really exercised
-    return x, attention, ids.shape[1]
+    return x.to(dlm.device), attention.to(dlm.device), ids.shape[1]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -66,7 +76,7 @@ def test_llada_with_query_and_key_norms_caches_its_keys_before_the_norm(tmp_path
     """LLaDA's optional q/k layer norms run inside ``attention``: cached keys are normed there."""
     require_fixtures()
     folder = build_llada(tmp_path, attention_layer_norm=True, n_layers=2)
-    dlm = load_model(str(folder), "cpu").eval()
+    dlm = load_model(str(folder), TEST_DEVICE).eval()
     with torch.no_grad():
         for block in get_family("llada").cache_backend.blocks(dlm):
             block.k_norm.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(3))
@@ -83,13 +93,14 @@ def test_llada_dual_window_keeps_each_key_in_its_bias_column(released_folder):
     backend = get_family("llada").cache_backend
     x, attention, prompt_len = _frozen_context(dlm)
     bias = torch.randn(1, 1, *x.shape[1:] * 2, generator=torch.Generator().manual_seed(5))
+    bias = bias.to(dlm.device)
     dlm.backbone.forward = functools.partial(dlm.backbone.forward, attention_bias=bias)
-    level, start = torch.tensor([0.6, 0.7, 0.8]), prompt_len + 4
+    level, start = torch.tensor([0.6, 0.7, 0.8], device=dlm.device), prompt_len + 4
     with torch.no_grad():
         full = dlm(x, level, attention)
         _, cache = backend.record(dlm, x, level, attention)
         read = backend.read(dlm, x[:, start : start + 4], start, level, attention, cache)
-    torch.testing.assert_close(read, full[:, start : start + 4], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(read, full[:, start : start + 4], **tolerance(read.dtype))
 
 
 @pytest.mark.parametrize("kind", ["dream", "dream-hub"])
@@ -113,14 +124,16 @@ def test_dream_eager_attention_under_the_cache_equals_its_uncached_forward(
 def _assert_cached_window_exact(dlm, window: str) -> None:
     backend = dlm.family.cache_backend
     x, attention, prompt_len = _frozen_context(dlm)
-    level = torch.tensor([0.6, 0.7, 0.8])
+    level = torch.tensor([0.6, 0.7, 0.8], device=dlm.device)
     start = prompt_len + 4
     end = start + 4 if window == "dual" else x.shape[1]
     with torch.no_grad():
         full = dlm(x, level, attention)
         recorded, cache = backend.record(dlm, x, level, attention)
         read = backend.read(dlm, x[:, start:end], start, level, attention, cache)
-        rows = torch.tensor([2, 0])  # a subset of rows, in another order, reads its own cache
+        rows = torch.tensor(
+            [2, 0], device=dlm.device
+        )  # a subset of rows, in another order, reads its own cache
         part = backend.read(
             dlm,
             x[rows, start:end],
@@ -146,10 +159,10 @@ def _assert_cached_window_exact(dlm, window: str) -> None:
         )
     torch.testing.assert_close(recorded, full, rtol=0, atol=0)
     assert read.shape == full[:, start:end].shape
-    torch.testing.assert_close(read, full[:, start:end], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(part, full[rows, start:end], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(read, full[:, start:end], **tolerance(read.dtype))
+    torch.testing.assert_close(part, full[rows, start:end], **tolerance(part.dtype))
     torch.testing.assert_close(moved, read, rtol=0, atol=0)
-    torch.testing.assert_close(alone_read, alone_full[:, start:end], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alone_read, alone_full[:, start:end], **tolerance(alone_read.dtype))
     assert not torch.allclose(changed[:, start:end], read, atol=1e-4)
     assert len(cache.keys) == 2 and cache.ids.shape == x.shape
 
@@ -225,13 +238,15 @@ def test_wrapping_restores_what_was_there(released_folder):
     modules[0].forward = hook
     x, attention, _ = _frozen_context(dlm)
     with torch.no_grad():
-        backend.record(dlm, x, torch.full((3,), 0.5), attention)
+        backend.record(dlm, x, torch.full((3,), 0.5, device=dlm.device), attention)
     assert calls == [1] and modules[0].forward is hook
     assert all("forward" not in m.__dict__ for m in modules[1:])
     llada = _load(released_folder, "llada")
     x, attention, _ = _frozen_context(llada)
     with torch.no_grad():
-        get_family("llada").cache_backend.record(llada, x, torch.full((3,), 0.5), attention)
+        get_family("llada").cache_backend.record(
+            llada, x, torch.full((3,), 0.5, device=llada.device), attention
+        )
     assert all(
         "attention" not in b.__dict__ for b in get_family("llada").cache_backend.blocks(llada)
     )
