@@ -21,6 +21,8 @@ class SamplingStats:
     time_s: float = 0.0
     cache_used: str = "none"
     flow_evals: int = 0  # L2D: flow-stream evaluations, summed over rows (final forward included)
+    # what a reader must know about the settings, e.g. that a parallel rule ignored ``steps``
+    notes: tuple[str, ...] = ()
 
     def add_forward(self, rows: int) -> None:
         self.forwards += 1
@@ -51,6 +53,7 @@ class SamplingStats:
             "time_s": self.time_s,
             "cache_used": self.cache_used,
             "flow_evals": self.flow_evals,
+            "notes": list(self.notes),
             "flow_evals_per_token": self.flow_evals_per_token,
             "forwards_per_token": self.forwards_per_token,
             "tokens_per_s": self.tokens_per_s,
