@@ -135,3 +135,60 @@ def test_bench_threshold_with_fastdllm_arguments_says_it_decodes_each_block_at_o
     config = SamplerConfig(16, 2, 8, parallel="threshold:0.9")
     assert "one forward" in config.notes[0] and "fastdllm-threshold:0.9" in config.notes[0]
     assert "steps ignored" in SamplerConfig(16, 2, 8, parallel="fastdllm-threshold:0.9").notes[0]
+
+
+class _Float32Logits(torch.nn.Module):
+    """A bf16 model whose logits the reference reads in float32 (LLaDA's code would otherwise
+    take its softmax in bf16, where two different probabilities can round to one)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def forward(self, *args, **kwargs):
+        out = self.model(*args, **kwargs)
+        out.logits = out.logits.float()
+        return out
+
+
+def test_a_bf16_model_commits_what_the_wide_references_commit(llada, fastdllm_model):
+    """bf16 logits, confidences in float32 (LLaDA's rule) and float64 (Fast-dLLM's): the tokens
+    are the references' with their confidences taken in float32 and float64 respectively."""
+    llada.backbone.to(torch.bfloat16)
+    fastdllm_model.to(torch.bfloat16)
+    try:
+        prompts = [llada.tokenizer.encode_prompt(p) for p in PROMPTS]
+        ids, attention = left_pad(prompts, llada.tokenizer.pad_token_id)
+        ref = reference_module("samplers/llada/generate.py")
+        theirs = ref.generate(
+            _Float32Logits(llada.backbone),
+            ids,
+            attention,
+            steps=16,
+            gen_length=16,
+            block_length=4,
+            mask_id=llada.mask_id,
+            confidence_eos_eot_inf=True,
+        )
+        ours = generate(llada, prompts, SamplerConfig(16, 16, 4, confidence_eos_eot_inf=True))
+        _compare(theirs, ids.shape[1], ours)
+        fast = reference_module("samplers/fast-dllm-llada/generate.py")
+        one = torch.tensor([prompts[1]])
+        theirs, _ = fast.generate_with_dual_cache(
+            fastdllm_model,
+            one,
+            steps=2,
+            gen_length=16,
+            block_length=8,
+            mask_id=llada.mask_id,
+            threshold=0.9,
+        )
+        config = SamplerConfig(16, 2, 8, cache="dual", parallel="fastdllm-threshold:0.9")
+        _compare(theirs, one.shape[1], generate(llada, [prompts[1]], config))
+    finally:
+        llada.backbone.to(torch.float32)
+        fastdllm_model.to(torch.float32)

@@ -52,13 +52,12 @@ def _confidence(probs: torch.Tensor, x0: torch.Tensor, alg: str) -> torch.Tensor
 
 
 @torch.no_grad()
-def generate_dream(dlm, prompts, config: SamplerConfig, generator, on_step, stats):
-    """Dream's loop for a batch (left padded); each answer is cut before its first EOS."""
-    from harness.processes.masked.sampling.loop import left_pad
-
+def generate_dream(
+    dlm, prompt_ids, prompt_attention, config: SamplerConfig, generator, on_step, stats
+):
+    """Dream's loop for a left-padded batch; each answer is cut before its first EOS."""
     began = time.perf_counter()
     mask_id, eos_id, device = dlm.tokenizer.mask_token_id, dlm.tokenizer.eos_token_id, dlm.device
-    prompt_ids, prompt_attention = left_pad(prompts, dlm.tokenizer.pad_token_id)
     batch, prompt_len = prompt_ids.shape
     gen = config.gen_length
     x = torch.cat([prompt_ids, torch.full((batch, gen), mask_id, dtype=torch.long)], 1).to(device)

@@ -33,6 +33,7 @@ from harness.processes.masked.sampling.confidence import (
     suppress_eos,
 )
 from harness.processes.masked.sampling.config import SamplerConfig
+from harness.processes.masked.sampling.dream import generate_dream
 from harness.processes.masked.sampling.parallel import commit_mask
 from harness.processes.masked.sampling.schedule import transfer_counts
 from harness.processes.sampler_stats import SamplingStats
@@ -77,9 +78,8 @@ def generate(
     stats = stats if stats is not None else SamplingStats()
     stats.notes = tuple(dict.fromkeys((*stats.notes, *config.notes)))
     if config.is_dream:
-        from harness.processes.masked.sampling.dream import generate_dream
-
-        return generate_dream(dlm, prompts, config, generator, on_step, stats)
+        padded = left_pad(prompts, dlm.tokenizer.pad_token_id)
+        return generate_dream(dlm, *padded, config, generator, on_step, stats)
     began = time.perf_counter()
     ends = end_ids(dlm, config)
     backend = backend_for(dlm, config.cache)
