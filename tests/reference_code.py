@@ -4,9 +4,12 @@
 - :func:`reference_module` imports one reference file by path under a private name (LLaDA's and
   Fast-dLLM's ``generate.py`` share a module name); Fast-dLLM's imports its modified
   ``model.modeling_llada``, so its folder is put on ``sys.path`` for the import.
-- :func:`fastdllm_llada_folder` writes a copy of a tiny LLaDA folder whose modeling files are
-  Fast-dLLM's modified ones (``past_key_values``, ``replace_position``): the reference side of the
-  cache comparisons; bench runs on the released folder with the same weights.
+- :func:`fastdllm_llada` builds Fast-dLLM's modified LLaDA (``past_key_values``,
+  ``replace_position``) from a tiny released folder's config, with given weights: the reference
+  side of the cache comparisons; bench runs on the released code with the same weights.
+- Both LLaDA configuration files register themselves with transformers' ``AutoConfig`` under
+  "llada" when imported; the registry is put back after every import here, so released folders
+  keep loading with their own classes.
 - :func:`peaked` sharpens a random-weight model so that its predictions differ from position to
   position and its confidences do not tie: the final norm at 1, the blocks' matrices and the
   output head scaled up.
@@ -14,9 +17,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -40,6 +44,18 @@ def require_reference() -> Path:
     return REFERENCE
 
 
+@contextlib.contextmanager
+def _auto_registry_kept():
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    before = dict(CONFIG_MAPPING._extra_content)
+    try:
+        yield
+    finally:
+        CONFIG_MAPPING._extra_content.clear()
+        CONFIG_MAPPING._extra_content.update(before)
+
+
 def reference_module(relative: str):
     """``samplers/llada/generate.py`` etc., imported once per session."""
     if relative not in _loaded:
@@ -47,24 +63,24 @@ def reference_module(relative: str):
         name = "bench_reference_" + relative.replace("/", "_").replace("-", "_").removesuffix(".py")
         sys.path.insert(0, str(path.parent))
         try:
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            with _auto_registry_kept():
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
         finally:
             sys.path.remove(str(path.parent))
         _loaded[relative] = module
     return _loaded[relative]
 
 
-def fastdllm_llada_folder(released: Path, where: Path) -> Path:
-    """The released tiny LLaDA folder with Fast-dLLM's modeling files instead (same weights)."""
-    model = require_reference() / "samplers" / "fast-dllm-llada" / "model"
-    folder = Path(where) / "llada-fastdllm"
-    if not folder.is_dir():
-        shutil.copytree(released, folder)
-        for name in ("modeling_llada.py", "configuration_llada.py"):
-            shutil.copy(model / name, folder / name)
-    return folder
+def fastdllm_llada(released: Path, state_dict: dict) -> torch.nn.Module:
+    """Fast-dLLM's LLaDAModelLM with the released folder's config and the given weights."""
+    generate = reference_module("samplers/fast-dllm-llada/generate.py")
+    modeling = sys.modules[generate.LLaDAModelLM.__module__]
+    config = modeling.LLaDAConfig(**json.loads((Path(released) / "config.json").read_text()))
+    model = generate.LLaDAModelLM(config, init_params=False)
+    model.load_state_dict(state_dict)
+    return model.eval()
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from harness.processes.masked.likelihood import (
     estimate_loglikelihood,
     llada_masks,
 )
+from harness.processes.masked.sampling import SamplerConfig, generate
 from tests.reference_code import peaked, reference_module
 from tests.released_models import require_fixtures
 
@@ -79,3 +80,37 @@ def test_the_stratified_draw_is_another_estimate_and_bad_names_fail(llada):
     assert a.loglik != b.loglik
     with pytest.raises(BenchError, match="mc_masks 'bench' is not one of"):
         LikelihoodConfig(masks="bench")
+
+
+def test_generate_until_equals_llada_eval_when_nothing_follows_the_first_eos(llada):
+    """The answers of ``generate_until`` with the same sampler settings. The questions start
+    with BOS in text, so both sides encode the same ids (bench adds BOS itself, LLaDA's lm-eval
+    model relies on the tokenizer). By design bench's answer ends at its first EOS, LLaDA's keeps
+    the text after it; they are equal where only EOS follows."""
+    from types import SimpleNamespace
+
+    from lm_eval.api.model import LM
+
+    from harness.lmeval.model import BenchDLLM
+
+    module = reference_module("samplers/llada/eval_llada.py")
+    theirs_lm = _their_harness(llada, 4, 4, 0.0)
+    LM.__init__(theirs_lm)
+    theirs_lm.tokenizer = llada.tokenizer.tok
+    theirs_lm.steps, theirs_lm.gen_length, theirs_lm.block_length = 16, 16, 4
+    theirs_lm.remasking = "low_confidence"
+    theirs_lm.accelerator = SimpleNamespace(wait_for_everyone=lambda: None)
+    bos = "<|startoftext|>"
+    first = llada.tokenizer.decode(
+        generate(llada, [llada.tokenizer.encode_prompt("Q: 7+1=")], SamplerConfig(16, 16, 4))[0]
+    )
+    stops = [["Question:"], [first[len(first) // 2 : len(first) // 2 + 4]]]
+    requests = [
+        SimpleNamespace(args=(bos + q, {"until": until, "max_gen_toks": 16}), task_name="t")
+        for q in ("Q: 7+1=", "A longer question: 2+2=")
+        for until in stops
+    ]
+    theirs = module.LLaDAEvalHarness.generate_until(theirs_lm, requests)
+    ours = BenchDLLM(dlm=llada, gen_length=16, steps=16, block_length=4).generate_until(requests)
+    assert ours == theirs
+    assert ours[1] != ours[0]  # the stop string cut the answer

@@ -33,7 +33,9 @@ def _table_after(text: str, heading: str) -> dict[str, dict[str, str]]:
     for line in lines[start:]:
         if not line.startswith("|"):
             break
-        rows.append([c.strip().strip("*").replace("\\\\", "") for c in line.strip("|").split("|")])
+        rows.append(
+            [c.strip().strip("*").replace("\\\\", "") for c in line.strip().strip("|").split("|")]
+        )
     header = rows[0]
     return {r[0]: dict(zip(header[1:], r[1:], strict=True)) for r in rows[2:]}
 

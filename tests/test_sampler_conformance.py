@@ -17,7 +17,7 @@ import torch
 
 from harness.models.loader import load_model
 from harness.processes.masked.sampling import SamplerConfig, generate, left_pad
-from tests.reference_code import fastdllm_llada_folder, peaked, reference_module
+from tests.reference_code import fastdllm_llada, peaked, reference_module
 from tests.released_models import LLADA_SPECIALS, require_fixtures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -91,12 +91,9 @@ def test_the_eos_options_change_the_decode(llada):
 
 
 @pytest.fixture(scope="module")
-def fastdllm_model(llada_folder, tmp_path_factory, llada):
+def fastdllm_model(llada_folder, llada):
     """Fast-dLLM's modified LLaDA with the same (peaked) weights as ``llada``."""
-    folder = fastdllm_llada_folder(llada_folder, tmp_path_factory.mktemp("fastdllm"))
-    model = load_model(str(folder), "cpu").backbone.eval()
-    model.load_state_dict(llada.backbone.state_dict())
-    return model
+    return fastdllm_llada(llada_folder, llada.backbone.state_dict())
 
 
 FAST_CASES = [  # (reference function, bench cache, threshold, steps)

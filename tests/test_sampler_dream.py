@@ -7,6 +7,7 @@ are seeded alike, so the random draws (origin's coin flips, categorical samples 
 
 from __future__ import annotations
 
+import math
 import sys
 
 import pytest
@@ -73,13 +74,17 @@ def test_dream_algorithms_equal_diffusion_generate(dream, case):
     assert all(len(r) == 16 for r in theirs)  # nothing hidden behind an early EOS
 
 
-def test_the_algorithms_decode_differently(dream):
-    prompts = [dream.tokenizer.encode_prompt(p) for p in PROMPTS]
-    outs = {
-        alg: str(generate(dream, prompts, SamplerConfig(16, 8, 16, remasking=alg)))
-        for alg in ("origin", "maskgit_plus", "topk_margin", "entropy")
-    }
-    assert len(set(outs.values())) == 4
+def test_the_confidence_of_each_algorithm_on_an_exact_case():
+    """maskgit_plus: the candidate's probability; topk_margin: top-1 minus top-2; entropy: the
+    negative entropy (with Dream's 1e-10 inside the log)."""
+    from harness.processes.masked.sampling.dream import _confidence
+
+    probs = torch.tensor([[0.5, 0.3, 0.2]])
+    x0 = torch.tensor([0])
+    assert _confidence(probs, x0, "maskgit_plus").item() == pytest.approx(0.5)
+    assert _confidence(probs, x0, "topk_margin").item() == pytest.approx(0.2)
+    entropy = sum(p * math.log(p + 1e-10) for p in (0.5, 0.3, 0.2))
+    assert _confidence(probs, x0, "entropy").item() == pytest.approx(entropy)
 
 
 @pytest.mark.parametrize(

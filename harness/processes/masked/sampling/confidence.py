@@ -1,7 +1,7 @@
 """The number a commit rule ranks: the probability of each candidate token, computed in float32
 (LLaDA's rules) or float64 (Fast-dLLM's ``fastdllm-`` rules, as Fast-dLLM computes them), never
 in the model's dtype, so a bf16 model cannot tie or reorder two positions that the references
-would tell apart in a wider type. Only the current block's positions are scored.
+would tell apart in a wider type. Only the positions a rule may commit are scored.
 
 LLaDA's two EOS options (its ``generate``, Appendix B.4 of the LLaDA paper) act here:
 
@@ -51,7 +51,8 @@ def candidate_confidence(
     logits: torch.Tensor, candidates: torch.Tensor, config: SamplerConfig, ends: tuple
 ) -> torch.Tensor:
     """Probability of each candidate under ``logits`` (one block's positions), in a wide type."""
-    wide = logits.to(confidence_dtype(config))
+    # contiguous: a strided view can take another softmax kernel, whose last bit may differ
+    wide = logits.to(confidence_dtype(config)).contiguous()
     eos, eot = ends
     if config.confidence_eos_eot_inf:
         wide = wide.clone() if wide.data_ptr() == logits.data_ptr() else wide

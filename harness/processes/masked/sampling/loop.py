@@ -120,13 +120,15 @@ def generate(
                     break
             xa, att = x[rows], attention[rows]
             is_mask = xa == mask_id
+            eligible = is_mask.clone()
+            eligible[:, end:] = False
             level = levels(xa, rows)
             if backend is None:
                 logits = _denoise(dlm, xa, att, level, prompt_len, config.cfg_scale)
                 stats.add_forward(len(rows))
                 suppress_eos(logits, config, ends[0])
                 x0 = _candidates(logits, config.temperature, generator)
-                confidence = _confidence(logits, x0, config, generator, (start, end), ends)
+                confidence = _confidence(logits, x0, config, generator, eligible, ends)
             else:
                 x0, confidence, cache = _cached_step(
                     dlm,
@@ -144,8 +146,6 @@ def generate(
                 )
                 if config.temperature > 0 or config.remasking != "low_confidence":
                     confidence = _confidence_placed(confidence, config, generator, device)
-            eligible = is_mask.clone()
-            eligible[:, end:] = False
             confidence = confidence.masked_fill(~eligible, -math.inf)
             commit = commit_mask(confidence, eligible, count, rule)
             stats.tokens += int(commit.sum())
@@ -173,14 +173,14 @@ def _step_counts(config: SamplerConfig, block_steps: int):
     return transfer_counts(config.block_length, block_steps, config.schedule)
 
 
-def _confidence(logits, x0, config: SamplerConfig, generator, bounds, ends) -> torch.Tensor:
-    """Confidence over the full width: the block's candidates' probabilities, ``-inf`` elsewhere
-    (random remasking draws over the full width, as LLaDA's ``generate`` does)."""
+def _confidence(logits, x0, config: SamplerConfig, generator, eligible, ends) -> torch.Tensor:
+    """Confidence over the full width: the candidates' probabilities at the eligible positions
+    (masked, before the block's end: a position of an earlier block whose candidate was the mask
+    token itself stays eligible, as in LLaDA's ``generate``), ``-inf`` elsewhere. Random
+    remasking draws over the full width, as LLaDA's ``generate`` does."""
     if config.remasking == "low_confidence":
-        start, end = bounds
         out = torch.full(x0.shape, -math.inf, device=x0.device, dtype=confidence_dtype(config))
-        window = logits[:, start:end]
-        out[:, start:end] = candidate_confidence(window, x0[:, start:end], config, ends)
+        out[eligible] = candidate_confidence(logits[eligible], x0[eligible], config, ends)
         return out
     return torch.rand(x0.shape, generator=generator).to(x0.device)
 
