@@ -79,6 +79,7 @@ def fastdllm_llada(released: Path, state_dict: dict) -> torch.nn.Module:
     modeling = sys.modules[generate.LLaDAModelLM.__module__]
     config = modeling.LLaDAConfig(**json.loads((Path(released) / "config.json").read_text()))
     model = generate.LLaDAModelLM(config, init_params=False)
+    model.config.use_cache = False  # its forward reads it; transformers 5 configs drop it
     model.load_state_dict(state_dict)
     return model.eval()
 

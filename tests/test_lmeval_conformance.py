@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lm_eval.api.model import LM
 
 from harness.ground.errors import BenchError
 from harness.models.loader import load_model
@@ -34,7 +35,9 @@ def _their_harness(llada, mc_num: int, batch: int, cfg: float):
     checkpoint itself in bf16 on a GPU): the attributes ``get_loglikelihood`` reads."""
     module = reference_module("samplers/llada/eval_llada.py")
     harness = object.__new__(module.LLaDAEvalHarness)
-    harness.model, harness.mask_id, harness.device = llada.backbone, llada.mask_id, llada.device
+    LM.__init__(harness)
+    # lm-eval's LM.device is a read-only property over _device
+    harness.model, harness.mask_id, harness._device = llada.backbone, llada.mask_id, llada.device
     harness.mc_num, harness.batch_size, harness.cfg, harness.sampling_eps = mc_num, batch, cfg, 0.0
     return harness
 
@@ -89,13 +92,10 @@ def test_generate_until_equals_llada_eval_when_nothing_follows_the_first_eos(lla
     the text after it; they are equal where only EOS follows."""
     from types import SimpleNamespace
 
-    from lm_eval.api.model import LM
-
     from harness.lmeval.model import BenchDLLM
 
     module = reference_module("samplers/llada/eval_llada.py")
     theirs_lm = _their_harness(llada, 4, 4, 0.0)
-    LM.__init__(theirs_lm)
     theirs_lm.tokenizer = llada.tokenizer.tok
     theirs_lm.steps, theirs_lm.gen_length, theirs_lm.block_length = 16, 16, 4
     theirs_lm.remasking = "low_confidence"

@@ -1,7 +1,9 @@
 """The number a commit rule ranks: the probability of each candidate token, computed in float32
-(LLaDA's rules) or float64 (Fast-dLLM's ``fastdllm-`` rules, as Fast-dLLM computes them), never
-in the model's dtype, so a bf16 model cannot tie or reorder two positions that the references
-would tell apart in a wider type. Only the positions a rule may commit are scored.
+where bench follows LLaDA's ``generate`` (no cache, LLaDA's rules) and in float64 where it
+follows Fast-dLLM's code (its ``fastdllm-`` rules and its prefix/dual caches, which take their
+softmax in float64), never in the model's dtype, so a bf16 model cannot tie or reorder two
+positions that the references would tell apart in a wider type (a peaked model's probabilities
+near 1 tie in float32 and not in float64). Only the positions a rule may commit are scored.
 
 LLaDA's two EOS options (its ``generate``, Appendix B.4 of the LLaDA paper) act here:
 
@@ -36,8 +38,9 @@ def end_ids(dlm, config: SamplerConfig) -> tuple[int, int | None]:
     return eos, int(vocab[EOT_TOKEN])
 
 
-def confidence_dtype(config: SamplerConfig) -> torch.dtype:
-    return torch.float64 if config.parallel_rule.ignores_steps else torch.float32
+def confidence_dtype(config: SamplerConfig, cached: bool) -> torch.dtype:
+    """float64 with Fast-dLLM's rules or a cache in use (``cached``), else float32."""
+    return torch.float64 if cached or config.parallel_rule.ignores_steps else torch.float32
 
 
 def suppress_eos(logits: torch.Tensor, config: SamplerConfig, eos: int) -> torch.Tensor:
@@ -48,11 +51,11 @@ def suppress_eos(logits: torch.Tensor, config: SamplerConfig, eos: int) -> torch
 
 
 def candidate_confidence(
-    logits: torch.Tensor, candidates: torch.Tensor, config: SamplerConfig, ends: tuple
+    logits: torch.Tensor, candidates: torch.Tensor, config: SamplerConfig, ends: tuple, cached: bool
 ) -> torch.Tensor:
-    """Probability of each candidate under ``logits`` (one block's positions), in a wide type."""
+    """Probability of each candidate under ``logits`` (the positions a rule may commit)."""
     # contiguous: a strided view can take another softmax kernel, whose last bit may differ
-    wide = logits.to(confidence_dtype(config)).contiguous()
+    wide = logits.to(confidence_dtype(config, cached)).contiguous()
     eos, eot = ends
     if config.confidence_eos_eot_inf:
         wide = wide.clone() if wide.data_ptr() == logits.data_ptr() else wide

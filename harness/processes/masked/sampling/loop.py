@@ -179,8 +179,9 @@ def _confidence(logits, x0, config: SamplerConfig, generator, eligible, ends) ->
     token itself stays eligible, as in LLaDA's ``generate``), ``-inf`` elsewhere. Random
     remasking draws over the full width, as LLaDA's ``generate`` does."""
     if config.remasking == "low_confidence":
-        out = torch.full(x0.shape, -math.inf, device=x0.device, dtype=confidence_dtype(config))
-        out[eligible] = candidate_confidence(logits[eligible], x0[eligible], config, ends)
+        dtype = confidence_dtype(config, cached=False)
+        out = torch.full(x0.shape, -math.inf, device=x0.device, dtype=dtype)
+        out[eligible] = candidate_confidence(logits[eligible], x0[eligible], config, ends, False)
         return out
     return torch.rand(x0.shape, generator=generator).to(x0.device)
 
@@ -201,13 +202,14 @@ def _cached_step(
     start, end = bounds
     batch, length = x.shape
     x0 = x[rows].clone()
-    confidence = torch.full(x0.shape, -math.inf, device=x.device, dtype=confidence_dtype(config))
+    dtype = confidence_dtype(config, cached=True)
+    confidence = torch.full(x0.shape, -math.inf, device=x.device, dtype=dtype)
 
     def place(where: torch.Tensor, logits: torch.Tensor, offset: int) -> None:
         window = suppress_eos(logits[:, start - offset : end - offset], config, ends[0])
         chosen = _candidates(window, config.temperature, generator)
         x0[where, start:end] = chosen
-        confidence[where, start:end] = candidate_confidence(window, chosen, config, ends)
+        confidence[where, start:end] = candidate_confidence(window, chosen, config, ends, True)
 
     if cache is None:
         logits, data = backend.record(dlm, x[rows], level, attention[rows])
