@@ -19,10 +19,21 @@ OTHER = {"demo", "aa-check"}  # the default demo grid and the calibration check
 L2D_PRESETS = {"l2d-steps", "l2d-schedule", "l2d-main"}  # on tiny-ar: tests/test_l2d.py
 # the rank-one LoRA theory sandbox's (tests/test_theory_sandbox.py)
 THEORY = {"lora-theory-noise", "lora-theory-mismatch", "lora-theory-active"}
+# published evaluation settings on real models: tests/test_presets_published.py
+PUBLISHED = {
+    "llada-instruct-gsm8k",
+    "llada-instruct-humaneval",
+    "llada-instruct-mbpp",
+    "llada15-gsm8k",
+    "llada15-humaneval",
+    "llada15-mbpp",
+    "dream-base-gsm8k",
+    "dream-base-humaneval",
+}
 
 
 def test_every_preset_loads_and_names_a_valid_focus_axis():
-    assert set(list_presets()) == EXPECTED | OTHER | THEORY | L2D_PRESETS
+    assert set(list_presets()) == EXPECTED | OTHER | THEORY | L2D_PRESETS | PUBLISHED
     for name in sorted(EXPECTED):
         g = load_preset(name)
         assert g["name"] == name and g["model"] == "tiny"

@@ -80,8 +80,16 @@ class EvalConfig:
     # Fast sampling (harness.processes.masked.sampling). Evaluation-only: a grid axis over them re-evaluates the
     # same trained adapter (like --steps); they are left out of the cell id.
     cache: str = "none"  # none | prefix | dual
-    parallel: str = "none"  # none | threshold:X | factor:X
+    parallel: str = "none"  # none | threshold:X | factor:X | fastdllm-threshold:X | ...-factor:X
     cache_refresh: str = "block"  # block | step-level-change:X
+    # LLaDA's generate options (harness.processes.masked.sampling.confidence) and Dream's own
+    # sampler's (remasking=origin|maskgit_plus|topk_margin|entropy: harness...sampling.dream)
+    logits_eos_inf: bool = False
+    confidence_eos_eot_inf: bool = False
+    alg_temp: float = 0.0
+    eps: float = 1e-3
+    # Monte Carlo masks of the likelihood (harness.processes.masked.likelihood): llada | stratified
+    mc_masks: str = "llada"
     # L2D's flow per generated token (methods.l2d.solve), evaluation-only too: integration
     # intervals (7 with midpoint = the release's 15 flow evaluations) and the torchdiffeq solver.
     l2d_steps: int = 7
@@ -94,6 +102,9 @@ class EvalConfig:
         parse_cache(self.cache)
         parse_parallel(self.parallel)
         parse_refresh(self.cache_refresh)
+        for name in ("logits_eos_inf", "confidence_eos_eot_inf"):
+            if not isinstance(getattr(self, name), bool):
+                raise BenchError(f"eval.{name} must be true or false, got {getattr(self, name)!r}")
         check_solver(self.solver)
         check_steps(self.l2d_steps)
 
@@ -101,6 +112,15 @@ class EvalConfig:
 # EvalConfig fields that only change how a trained adapter is sampled: not part of a cell's id.
 FLOW_EVAL_FIELDS = ("l2d_steps", "solver")
 EVAL_ONLY_FIELDS = ("cache", "parallel", "cache_refresh", *FLOW_EVAL_FIELDS)
+# EvalConfig fields added after cells were first recorded: left out of the cell id at their
+# default, so the ids of cells that do not use them stay what they were.
+LATER_EVAL_DEFAULTS = {
+    "logits_eos_inf": False,
+    "confidence_eos_eot_inf": False,
+    "alg_temp": 0.0,
+    "eps": 1e-3,
+    "mc_masks": "llada",
+}
 
 
 def sampler_fields(method: str) -> tuple[str, ...]:
@@ -156,7 +176,11 @@ class CellConfig:
         identity = {k: v for k, v in self.to_dict().items() if k not in HASH_EXCLUDED}
         if not identity["task_config"]:
             del identity["task_config"]
-        identity["eval"] = {k: v for k, v in identity["eval"].items() if k not in EVAL_ONLY_FIELDS}
+        identity["eval"] = {
+            k: v
+            for k, v in identity["eval"].items()
+            if k not in EVAL_ONLY_FIELDS and LATER_EVAL_DEFAULTS.get(k, object()) != v
+        }
         return json.loads(json.dumps(identity, sort_keys=True, default=str))
 
     @property

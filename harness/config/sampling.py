@@ -1,8 +1,11 @@
 """The fast-sampling settings as text (grid values, lm-eval model args, CLI options) and parsed.
 
-``cache``: ``none | prefix | dual``; ``parallel``: ``none | threshold:X | factor:X``;
-``cache_refresh``: ``block | step-level-change:X``. Bad text fails with one line naming what is
-valid, before any model is loaded.
+``cache``: ``none | prefix | dual``; ``parallel``: ``none | threshold:X | factor:X |
+fastdllm-threshold:X | fastdllm-factor:X``; ``cache_refresh``: ``block | step-level-change:X``.
+Bad text fails with one line naming what is valid, before any model is loaded.
+
+The ``fastdllm-`` rules are Fast-dLLM's own (:mod:`harness.processes.masked.sampling.parallel`): they decode each
+block until it is full and ignore ``steps``, which the sampler's label and record say.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from dataclasses import dataclass
 from harness.ground.errors import BenchError
 
 CACHE_MODES = ("none", "prefix", "dual")
-PARALLEL_HELP = "none, threshold:X with X in (0, 1], factor:X with X > 0"
+PARALLEL_HELP = (
+    "none, threshold:X or fastdllm-threshold:X with X in (0, 1], "
+    "factor:X or fastdllm-factor:X with X > 0"
+)
+# Fast-dLLM's rules (NVlabs/Fast-dLLM llada/generate.py): each block until full, steps ignored
+STEP_FREE_RULES = ("fastdllm-threshold", "fastdllm-factor")
 REFRESH_HELP = "block, step-level-change:X with X in (0, 1]"
 DEFAULTS = {"cache": "none", "parallel": "none", "cache_refresh": "block"}
 
@@ -21,8 +29,13 @@ DEFAULTS = {"cache": "none", "parallel": "none", "cache_refresh": "block"}
 class ParallelRule:
     """How many masked tokens of the block one step commits (see :mod:`harness.processes.masked.sampling.parallel`)."""
 
-    kind: str  # "none" (the schedule's fixed count) | "threshold" | "factor"
+    kind: str  # "none" (the schedule's fixed count) | "threshold" | "factor" | STEP_FREE_RULES
     value: float | None = None
+
+    @property
+    def ignores_steps(self) -> bool:
+        """Fast-dLLM's rules run each block until it is full, whatever ``steps`` says."""
+        return self.kind in STEP_FREE_RULES
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,10 @@ def parse_parallel(text: str) -> ParallelRule:
     name, value = _split(text, "parallel", PARALLEL_HELP)
     if name == "none" and value is None:
         return ParallelRule("none")
-    if name == "threshold" and value is not None and 0 < value <= 1:
-        return ParallelRule("threshold", value)
-    if name == "factor" and value is not None and value > 0:
-        return ParallelRule("factor", value)
+    if name in ("threshold", "fastdllm-threshold") and value is not None and 0 < value <= 1:
+        return ParallelRule(name, value)
+    if name in ("factor", "fastdllm-factor") and value is not None and value > 0:
+        return ParallelRule(name, value)
     raise BenchError(f"parallel {text!r} is not valid; valid: {PARALLEL_HELP}")
 
 

@@ -153,6 +153,7 @@ QWEN_7B = Architecture("Qwen2.5-7B", "qwen2", 28, 3584, 28, 4, 18944, 152064, qk
 KNOWN: dict[str, Architecture] = {
     "llada-8b-instruct": LLADA_8B,
     "llada-8b-base": LLADA_8B,
+    "llada-1.5": LLADA_8B,  # LLaDA-8B-Instruct trained further (VRPO): the same shapes
     "dream-7b-instruct": DREAM_7B,
     "dream-7b-base": DREAM_7B,
     "llama-3.2-1b-instruct": LLAMA_1B,

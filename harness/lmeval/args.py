@@ -25,11 +25,19 @@ LM_ARGS: dict[str, tuple[type, Any]] = {
     "noise_level": (str, "response"),
     "batch_size": (int, DEFAULT_BATCH_SIZE),
     "max_length": (int, None),
-    # fast sampling (harness.processes.masked.sampling): none | prefix | dual; none | threshold:X | factor:X;
+    # fast sampling (harness.processes.masked.sampling): none | prefix | dual;
+    # none | threshold:X | factor:X | fastdllm-threshold:X | fastdllm-factor:X;
     # block | step-level-change:X
     "cache": (str, "none"),
     "parallel": (str, "none"),
     "cache_refresh": (str, "block"),
+    # LLaDA's generate options, Dream's sampler's (remasking=origin|maskgit_plus|topk_margin|
+    # entropy) and how the likelihood's masks are drawn (llada | stratified)
+    "logits_eos_inf": (bool, False),
+    "confidence_eos_eot_inf": (bool, False),
+    "alg_temp": (float, 0.0),
+    "eps": (float, 1e-3),
+    "mc_masks": (str, "llada"),
     # L2D's flow per token on an autoregressive base (harness.lmeval.causal)
     "l2d_steps": (int, 7),
     "solver": (str, "midpoint"),
@@ -42,6 +50,11 @@ def _coerce(name: str, value: Any) -> Any:
         return default
     if name == "batch_size" and isinstance(value, str) and value.startswith("auto"):
         return DEFAULT_BATCH_SIZE
+    if kind is bool:
+        text = str(value).strip().lower()
+        if text not in ("true", "false", "1", "0"):
+            raise BenchError(f"model argument {name}={value!r} is not true or false")
+        return text in ("true", "1")
     try:
         return kind(value)
     except (TypeError, ValueError):

@@ -5,11 +5,16 @@ Every forward goes through :class:`harness.models.dlm.DiffusionLM`, so noise-awa
 
 Request types:
 
-- ``loglikelihood``: :func:`harness.processes.masked.likelihood.estimate_loglikelihood` (LLaDA's Monte Carlo
-  bound; ``mc_num``, ``mc_batch_size``, ``seed`` are model arguments). Every request uses the
-  same seed, so the choices of one question share their random masks (common random numbers).
-  ``is_greedy`` is always False: checking it needs a full denoising run per request, too slow
-  for a dLLM (the LLaDA paper turns it off too); metrics that need it are not meaningful.
+- ``loglikelihood``: :func:`harness.processes.masked.likelihood.estimate_loglikelihood`
+  (LLaDA's Monte Carlo bound; ``mc_num``, ``mc_batch_size``, ``seed``, ``mc_masks`` and
+  ``cfg_scale`` are model arguments). With the same seed a request gets LLaDA's own masks
+  (``eval_llada.py``'s ``get_loglikelihood``) and its value. Differences by design: every request
+  uses the same seed, so the choices of one question share their random masks (common random
+  numbers), where LLaDA's lm-eval model draws each request's masks from one running stream (its
+  values then depend on the request order); ``is_greedy`` is always False (LLaDA's
+  ``is_check_greedy`` decodes each continuation greedily, a full denoising run per request; its
+  authors recommend turning it off); the pair is encoded with the family's BOS and split where the
+  context's encoding is a prefix of the whole (else the continuation is encoded on its own).
 - ``loglikelihood_rolling``: the same bound over the whole text with an empty prefix; texts
   longer than ``max_length`` are scored in windows, each later window keeping as much preceding
   text as context as fits, so each token is scored exactly once.
@@ -87,7 +92,13 @@ class BenchDLLM(LM):
             )
         args = {name: _coerce(name, kwargs.get(name)) for name in LM_ARGS}
         # the settings are validated before the (possibly slow) model load
-        self.likelihood = LikelihoodConfig(args["mc_num"], args["mc_batch_size"], args["seed"])
+        self.likelihood = LikelihoodConfig(
+            args["mc_num"],
+            args["mc_batch_size"],
+            args["seed"],
+            masks=args["mc_masks"],
+            cfg_scale=args["cfg_scale"],
+        )
         self.sampler = SamplerConfig(
             gen_length=args["gen_length"],
             steps=args["steps"],
@@ -101,6 +112,10 @@ class BenchDLLM(LM):
             cache=args["cache"],
             parallel=args["parallel"],
             cache_refresh=args["cache_refresh"],
+            logits_eos_inf=args["logits_eos_inf"],
+            confidence_eos_eot_inf=args["confidence_eos_eot_inf"],
+            alg_temp=args["alg_temp"],
+            eps=args["eps"],
         )
         if dlm is None:
             dlm, self.adapter_dir, self.cell_dir = load_adapted(model, adapter, device or "auto")
@@ -260,6 +275,8 @@ class BenchDLLM(LM):
         block = block or self.block_length_for(None)
         wanted = kwargs.get("max_gen_toks")
         wanted = base.gen_length if wanted is None else int(wanted)
+        if base.is_dream:  # Dream's sampler has no blocks: the answer is one span
+            block = wanted
         gen_length = max(block, math.ceil(wanted / block) * block)
         steps = max(gen_length // block, round(base.steps * gen_length / base.gen_length))
         return dataclasses.replace(base, gen_length=gen_length, steps=steps, block_length=block)

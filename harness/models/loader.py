@@ -36,6 +36,7 @@ class ModelSpec:
 MODEL_SPECS: dict[str, ModelSpec] = {
     "llada-8b-instruct": ModelSpec("GSAI-ML/LLaDA-8B-Instruct", "llada", True, 126336),
     "llada-8b-base": ModelSpec("GSAI-ML/LLaDA-8B-Base", "llada", False, 126336),
+    "llada-1.5": ModelSpec("GSAI-ML/LLaDA-1.5", "llada", True, 126336),
     "dream-7b-instruct": ModelSpec("Dream-org/Dream-v0-Instruct-7B", "dream", True),
     "dream-7b-base": ModelSpec("Dream-org/Dream-v0-Base-7B", "dream", False),
     # Autoregressive bases (L2D and its LoRA baselines): the paper's models.

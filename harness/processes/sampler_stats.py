@@ -24,6 +24,8 @@ class SamplingStats:
     # a sampler with settings of its own (DiffusionGemma's generate): the values it ran with
     # and where each came from, {"values": {...}, "sources": {...}}
     generation: dict | None = None
+    # what a reader must know about the settings, e.g. that a parallel rule ignored ``steps``
+    notes: tuple[str, ...] = ()
 
     def add_forward(self, rows: int) -> None:
         self.forwards += 1
@@ -54,6 +56,7 @@ class SamplingStats:
             "time_s": self.time_s,
             "cache_used": self.cache_used,
             "flow_evals": self.flow_evals,
+            "notes": list(self.notes),
             "flow_evals_per_token": self.flow_evals_per_token,
             "forwards_per_token": self.forwards_per_token,
             "tokens_per_s": self.tokens_per_s,

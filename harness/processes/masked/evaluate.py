@@ -24,13 +24,23 @@ def sampler_config(config: EvalConfig, steps: int) -> SamplerConfig:
         cache=config.cache,
         parallel=config.parallel,
         cache_refresh=config.cache_refresh,
+        logits_eos_inf=config.logits_eos_inf,
+        confidence_eos_eot_inf=config.confidence_eos_eot_inf,
+        alg_temp=config.alg_temp,
+        eps=config.eps,
     )
 
 
 def evaluate_masked(dlm, spec, examples, config, steps, seed, protocol, on_progress):
     """bench's masked-diffusion sampler (generation) or Monte Carlo ELBO (likelihood)."""
     if protocol == "loglik":
-        mc = LikelihoodConfig(mc_num=config.mc_num, batch_size=config.mc_batch_size, seed=seed)
+        mc = LikelihoodConfig(
+            mc_num=config.mc_num,
+            batch_size=config.mc_batch_size,
+            seed=seed,
+            masks=config.mc_masks,
+            cfg_scale=config.cfg_scale,
+        )
 
         def loglik(context, x):
             return estimate_loglikelihood(dlm, context, x, mc).loglik

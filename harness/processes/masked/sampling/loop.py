@@ -8,11 +8,15 @@ the forward that recorded them, computed under that forward's level (``cache_ref
 far a row's level may move before its cache is recorded again).
 
 With ``cache=none, parallel=none`` every operation is the plain sampler's, in the same order, so
-its tokens are exactly the plain sampler's.
+its tokens are exactly the plain sampler's, and LLaDA's ``generate``'s. Fast-dLLM's rules
+(``parallel=fastdllm-...``) repeat a block's step until the block is full, whatever ``steps``
+says. Dream's algorithms (``remasking=origin|maskgit_plus|topk_margin|entropy``) run Dream's own
+loop (:mod:`harness.processes.masked.sampling.dream`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +26,14 @@ import torch
 from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM
 from harness.processes.masked.sampling.cache import BlockCache, backend_for, window_bounds
+from harness.processes.masked.sampling.confidence import (
+    candidate_confidence,
+    confidence_dtype,
+    end_ids,
+    suppress_eos,
+)
 from harness.processes.masked.sampling.config import SamplerConfig
+from harness.processes.masked.sampling.dream import generate_dream
 from harness.processes.masked.sampling.parallel import commit_mask
 from harness.processes.masked.sampling.schedule import transfer_counts
 from harness.processes.sampler_stats import SamplingStats
@@ -64,8 +75,13 @@ def generate(
             f"{dlm.info.name}: an empty prompt leaves position 0 to generate, which a "
             "shifted-logit model (Dream) cannot predict; prompts start with BOS (encode_prompt)"
         )
-    began = time.perf_counter()
     stats = stats if stats is not None else SamplingStats()
+    stats.notes = tuple(dict.fromkeys((*stats.notes, *config.notes)))
+    if config.is_dream:
+        padded = left_pad(prompts, dlm.tokenizer.pad_token_id)
+        return generate_dream(dlm, *padded, config, generator, on_step, stats)
+    began = time.perf_counter()
+    ends = end_ids(dlm, config)
     backend = backend_for(dlm, config.cache)
     stats.cache_used = config.cache if backend is not None else "none"
     rule = config.parallel_rule
@@ -91,7 +107,7 @@ def generate(
         start = prompt_len + block * config.block_length
         end = start + config.block_length
         cache: BlockCache | None = None
-        for count in transfer_counts(config.block_length, block_steps, config.schedule):
+        for count in _step_counts(config, block_steps):
             step_index += 1
             if on_step is not None:
                 on_step(step_index)
@@ -104,12 +120,15 @@ def generate(
                     break
             xa, att = x[rows], attention[rows]
             is_mask = xa == mask_id
+            eligible = is_mask.clone()
+            eligible[:, end:] = False
             level = levels(xa, rows)
             if backend is None:
                 logits = _denoise(dlm, xa, att, level, prompt_len, config.cfg_scale)
                 stats.add_forward(len(rows))
+                suppress_eos(logits, config, ends[0])
                 x0 = _candidates(logits, config.temperature, generator)
-                confidence = _confidence(logits, x0, config, generator, device)
+                confidence = _confidence(logits, x0, config, generator, eligible, ends)
             else:
                 x0, confidence, cache = _cached_step(
                     dlm,
@@ -123,11 +142,10 @@ def generate(
                     (start, end),
                     stats,
                     generator,
+                    ends,
                 )
                 if config.temperature > 0 or config.remasking != "low_confidence":
                     confidence = _confidence_placed(confidence, config, generator, device)
-            eligible = is_mask.clone()
-            eligible[:, end:] = False
             confidence = confidence.masked_fill(~eligible, -math.inf)
             commit = commit_mask(confidence, eligible, count, rule)
             stats.tokens += int(commit.sum())
@@ -148,11 +166,24 @@ def generate(
     return outputs
 
 
-def _confidence(logits, x0, config: SamplerConfig, generator, device) -> torch.Tensor:
+def _step_counts(config: SamplerConfig, block_steps: int):
+    """The schedule's count per step; Fast-dLLM's rules step until the block is full instead."""
+    if config.parallel_rule.ignores_steps:
+        return itertools.repeat(0)
+    return transfer_counts(config.block_length, block_steps, config.schedule)
+
+
+def _confidence(logits, x0, config: SamplerConfig, generator, eligible, ends) -> torch.Tensor:
+    """Confidence over the full width: the candidates' probabilities at the eligible positions
+    (masked, before the block's end: a position of an earlier block whose candidate was the mask
+    token itself stays eligible, as in LLaDA's ``generate``), ``-inf`` elsewhere. Random
+    remasking draws over the full width, as LLaDA's ``generate`` does."""
     if config.remasking == "low_confidence":
-        probs = torch.softmax(logits.float(), dim=-1)
-        return probs.gather(-1, x0[..., None]).squeeze(-1)
-    return torch.rand(x0.shape, generator=generator).to(device)
+        dtype = confidence_dtype(config, cached=False)
+        out = torch.full(x0.shape, -math.inf, device=x0.device, dtype=dtype)
+        out[eligible] = candidate_confidence(logits[eligible], x0[eligible], config, ends, False)
+        return out
+    return torch.rand(x0.shape, generator=generator).to(x0.device)
 
 
 def _confidence_placed(confidence, config: SamplerConfig, generator, device) -> torch.Tensor:
@@ -162,21 +193,23 @@ def _confidence_placed(confidence, config: SamplerConfig, generator, device) -> 
     return torch.rand(confidence.shape, generator=generator).to(device)
 
 
-def _cached_step(dlm, backend, config, cache, x, rows, level, attention, bounds, stats, generator):
+def _cached_step(
+    dlm, backend, config, cache, x, rows, level, attention, bounds, stats, generator, ends
+):
     """One step with a cache: candidates and confidences over the full width (``-inf`` and the
     current token outside the computed window). Records the cache at the block's first step and
     for rows whose level moved past the refresh rule's bound; every other row reads it."""
     start, end = bounds
     batch, length = x.shape
     x0 = x[rows].clone()
-    confidence = torch.full(x0.shape, -math.inf, device=x.device)
+    dtype = confidence_dtype(config, cached=True)
+    confidence = torch.full(x0.shape, -math.inf, device=x.device, dtype=dtype)
 
     def place(where: torch.Tensor, logits: torch.Tensor, offset: int) -> None:
-        window = logits[:, start - offset : end - offset]
+        window = suppress_eos(logits[:, start - offset : end - offset], config, ends[0])
         chosen = _candidates(window, config.temperature, generator)
         x0[where, start:end] = chosen
-        probs = torch.softmax(window.float(), dim=-1)
-        confidence[where, start:end] = probs.gather(-1, chosen[..., None]).squeeze(-1)
+        confidence[where, start:end] = candidate_confidence(window, chosen, config, ends, True)
 
     if cache is None:
         logits, data = backend.record(dlm, x[rows], level, attention[rows])
