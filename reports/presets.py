@@ -145,7 +145,10 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
         bad = sorted(set(real) - REAL_KEYS)
         if bad:
             raise BenchError(f"{where}: unknown key(s) {bad} in 'real'; valid: {sorted(REAL_KEYS)}")
-        validate_grid({**{k: v for k, v in grid.items() if k != "real"}, **real}, where)
+        merged = {**{k: v for k, v in grid.items() if k != "real"}, **real}
+        if "set" in real:  # as for_model: the real section's settings join the tiny ones
+            merged["set"] = {**(grid.get("set") or {}), **(real["set"] or {})}
+        validate_grid(merged, where)
     out = dict(grid)
     out.setdefault("model", DEFAULT_MODEL)
     out["set"] = dict(sets)

@@ -30,8 +30,15 @@ Conventions (the runner fills, the report relies on them):
   task's metrics (``Score.task`` is the evaluated task); ``evaluations`` hold one entry per
   evaluated task: protocol, the content hash of its scored set, its predictions files.
 
-Version history: 1 had no ``eval_tasks``/``evaluations`` (one task per cell); version-1 records
-are read (upgraded in memory; their one evaluated task is ``config.task``), version 2 is written.
+- ``config.eval.follows`` names the published protocol the cell followed (``bench``,
+  ``llm-adapters``, ``llada``, ``lm-eval``: tasks/protocols.py, docs/protocols.md), and
+  ``Score.answer_rule`` the rule that read the answers of a generative score (``first-capital``,
+  ``last-number``, ...; None where no protocol changes the rule: code, boxed, log-likelihood).
+
+Version history: 1 had no ``eval_tasks``/``evaluations`` (one task per cell); 2 had no protocol
+(``config.eval.follows``) and no ``Score.answer_rule``. Older records are read, upgraded in memory:
+a version-1 record's one evaluated task is ``config.task``; a version-2 record followed ``bench``,
+the only protocol there was, and its answer rules are not known (None). Version 3 is written.
 """
 
 from __future__ import annotations
@@ -44,8 +51,9 @@ from typing import Any
 
 from harness.ground.errors import BenchError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+PROTOCOL_BEFORE_V3 = "bench"  # what a record written before protocols existed followed
 STATUSES = ("done", "failed", "running")
 REQUIRED_CONFIG_KEYS = ("model", "method", "task", "seed")
 PER_EXAMPLE_KEYS = ("id", "prediction", "extracted", "correct")
@@ -98,6 +106,8 @@ class Score:
     sampling: dict[str, Any] | None = None
     # Content hash of the scored examples: two scores pair example by example only if equal.
     scored_set_hash: str | None = None
+    # The rule that read the answers (tasks/protocols.py names), e.g. "first-capital".
+    answer_rule: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -114,6 +124,8 @@ class Score:
             out["sampler"] = self.sampler
         if self.sampling is not None:
             out["sampling"] = dict(self.sampling)
+        if self.answer_rule is not None:
+            out["answer_rule"] = self.answer_rule
         return out
 
     @classmethod
@@ -136,7 +148,14 @@ class Score:
             sampler=d.get("sampler"),
             sampling=dict(d["sampling"]) if d.get("sampling") else None,
             scored_set_hash=d.get("scored_set_hash"),
+            answer_rule=_text(d.get("answer_rule"), f"score {d['task']}.answer_rule", source),
         )
+
+
+def _text(x: Any, what: str, source: Any) -> str | None:
+    if x is not None and not isinstance(x, str):
+        raise RecordError(f"{_where(source)}{what} must be a string, got {x!r}")
+    return x
 
 
 @dataclass
@@ -330,12 +349,17 @@ class Evaluation:
 
 
 def upgrade(d: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 record as version 2: one evaluated task, the cell's own."""
-    if d.get("schema_version") != 1:
+    """An older record as the version written now (see the module docstring's history)."""
+    version = d.get("schema_version")
+    if version == SCHEMA_VERSION:
         return d
     d = dict(d)
-    d.setdefault("evaluations", [])  # Record.eval_tasks falls back to [config.task]
-    d["schema_version"] = 2
+    if version == 1:
+        d.setdefault("evaluations", [])  # Record.eval_tasks falls back to [config.task]
+    config = d.get("config")
+    if isinstance(config, dict) and isinstance(config.get("eval"), dict):
+        d["config"] = {**config, "eval": {"follows": PROTOCOL_BEFORE_V3, **config["eval"]}}
+    d["schema_version"] = SCHEMA_VERSION
     return d
 
 

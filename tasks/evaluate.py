@@ -2,13 +2,14 @@
 
     prompts = generation_prompts(spec, data.test.examples, template="alpaca")
     outputs = sampler(prompts)                      # the model side (not here)
-    score = score_generations(spec, data.test.examples, outputs)
+    score = score_generations(spec, data.test.examples, outputs, follows="bench")
 
     requests = loglik_requests(spec, examples)      # per example: [(context, continuation), ...]
     logliks = likelihood(requests)                  # per example: [ll per choice]
     score = score_loglik(spec, examples, logliks)
 
-Generative scoring extracts the answer the task's way (see `tasks/scoring.py`); code tasks run
+Generative scoring extracts the answer the task's way under the protocol followed
+(``follows``, `tasks/protocols.py`), and names the rule it used (`TaskScore.answer_rule`); code tasks run
 every sample in the sandbox in parallel and report pass@1 and unbiased pass@k from n samples.
 """
 
@@ -21,6 +22,12 @@ from typing import Any
 from harness.ground.errors import BenchError
 from tasks import prompts, scoring
 from tasks.base import Example, TaskSpec
+from tasks.protocols import (
+    CHOICE_CASE,
+    LETTER_FIRST_CAPITAL,
+    NUMBER_LAST,
+    get_protocol,
+)
 from tasks.registry import get_task
 from tasks.sandbox import ExecResult, Limits, run_programs
 
@@ -40,6 +47,8 @@ class TaskScore:
     n: int
     per_example: list[dict[str, Any]]
     extra: dict[str, float] = field(default_factory=dict)
+    # How answers were read (tasks/protocols.py names); None where no rule applies (code, loglik).
+    answer_rule: str | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -85,13 +94,33 @@ def loglik_requests(
     return [prompts.loglik_requests(ex, template, chat_fn) for ex in examples]
 
 
-def extract_answer(spec: TaskSpec, example: Example, output: str) -> tuple[Any, bool]:
-    """(extracted answer, correct) for one generated output of a non-code task."""
+def answer_rule(spec: TaskSpec, follows: str = "bench") -> str | None:
+    """The name of the rule that reads answers of ``spec`` under the protocol ``follows``
+    (choice, letter and number tasks; None for the others, whose rule no protocol changes)."""
+    protocol = get_protocol(follows)
     if spec.kind == "choice":
-        got = scoring.first_match(output, spec.pattern or "")
-        return got, got is not None and got == (example.answer or "").lower()
+        return protocol.choice_rule
+    if spec.kind == "letter":
+        return protocol.letter_rule
     if spec.kind == "number":
-        last = spec.meta.get("number_rule") == "last"
+        return (
+            NUMBER_LAST if spec.meta.get("number_rule") == "last" else protocol.stated_number_rule
+        )
+    return None
+
+
+def extract_answer(
+    spec: TaskSpec, example: Example, output: str, follows: str = "bench"
+) -> tuple[Any, bool]:
+    """(extracted answer, correct) for one generated output of a non-code task."""
+    rule = answer_rule(spec, follows)
+    if spec.kind == "choice":
+        any_case = rule != CHOICE_CASE
+        got = scoring.first_match(output, spec.pattern or "", any_case=any_case)
+        gold = (example.answer or "").lower() if any_case else example.answer
+        return got, got is not None and got == gold
+    if spec.kind == "number":
+        last = rule == NUMBER_LAST
         num = scoring.last_number(output) if last else scoring.stated_number(output)
         return num, scoring.numbers_match(num, scoring.parse_number(example.answer))
     if spec.kind == "boxed":
@@ -101,7 +130,11 @@ def extract_answer(spec: TaskSpec, example: Example, output: str) -> tuple[Any, 
         word = scoring.first_word(output)
         return word, word is not None and word == (example.answer or "").lower()
     if spec.kind == "letter":
-        letter = scoring.first_letter(output, spec.meta.get("letters") or "ABCD")
+        letters = spec.meta.get("letters") or "ABCD"
+        if rule == LETTER_FIRST_CAPITAL:
+            letter = scoring.first_capital(output, letters)
+        else:
+            letter = scoring.first_letter(output, letters)
         return letter, letter is not None and letter == example.answer
     raise BenchError(f"task {spec.name!r}: no answer extraction for kind {spec.kind!r}")
 
@@ -122,8 +155,10 @@ def score_generations(
     *,
     limits: Limits | None = None,
     workers: int | None = None,
+    follows: str = "bench",
 ) -> TaskScore:
-    """Score generated outputs (one string, or a list of n samples, per example)."""
+    """Score generated outputs (one string, or a list of n samples, per example), reading
+    answers the way the protocol ``follows`` does (tasks/protocols.py)."""
     spec = _spec(task)
     _check_protocol(spec, "gen")
     if len(outputs) != len(examples):
@@ -135,7 +170,7 @@ def score_generations(
         return _score_code(spec, list(examples), samples, limits, workers)
     rows, first, mean = [], 0.0, 0.0
     for ex, outs in zip(examples, samples, strict=True):
-        judged = [extract_answer(spec, ex, o) for o in outs]
+        judged = [extract_answer(spec, ex, o, follows) for o in outs]
         first += judged[0][1]
         mean += sum(c for _, c in judged) / len(judged)
         rows.append(
@@ -154,7 +189,8 @@ def score_generations(
         )
     n = len(examples)
     extra = {"accuracy_mean_over_samples": mean / n} if any(len(s) > 1 for s in samples) else {}
-    return TaskScore(spec.name, "gen", spec.metric, first / n, n, rows, extra)
+    rule = answer_rule(spec, follows)
+    return TaskScore(spec.name, "gen", spec.metric, first / n, n, rows, extra, rule)
 
 
 def _score_code(

@@ -7,13 +7,17 @@ No installed package carries them. They are single JSON files in the LLM-Adapter
 ``output`` (a rationale ending "The answer is N") and ``answer`` (a number or a letter; some copies
 wrap it in a one-element list). They load from, in this order:
 
-1. a local file: ``$BENCH_DATA_DIR/<task>/test.json`` (or ``.jsonl``), in that format or bench's
-   own (``id``, ``prompt``, ``target``, ``answer``);
+1. a local file: ``$BENCH_DATA_DIR/<task>/test.json`` (or ``.jsonl``), or the repository's own
+   folder name (``$BENCH_DATA_DIR/AQuA/test.json``: point ``$BENCH_DATA_DIR`` at a copy of its
+   ``dataset/`` folder), in that format or bench's own (``id``, ``prompt``, ``target``,
+   ``answer``);
 2. the repository file over HTTPS (``UrlJsonSource``), downloaded once into
    ``$BENCH_CACHE/data/`` and read from there afterwards (offline too).
 
-Scoring follows LLM-Adapters: the last number of the output within 1e-3 (the four arithmetic
-sets), the first standalone letter A-E (AQuA).
+The instruction is kept as the file has it (leading and trailing spaces included: 395 AddSub and
+600 MultiArith questions have them). Scoring: the last number of the output within 1e-3 (the four
+arithmetic sets, under every protocol); AQuA's letter is LLM-Adapters' first capital A-E anywhere
+under the ``llm-adapters`` protocol and the first standalone letter otherwise (tasks/protocols.py).
 """
 
 from __future__ import annotations
@@ -121,11 +125,16 @@ def gold(answer: Any) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def _question(row: dict[str, Any]) -> str:
-    text = str(row["instruction"]).strip()
+def _rows_meta(row: dict[str, Any], target: str) -> dict[str, Any]:
+    """The parts of a row the ``llm-adapters`` template needs verbatim: its input (a section of
+    its own in finetune.py's template) and its output where stripping changed it."""
+    meta: dict[str, Any] = {}
     if row.get("input"):
-        text = f"{text}\n\n{str(row['input']).strip()}"
-    return text
+        meta["input"] = str(row["input"])
+    output = row.get("output")
+    if output and str(output) != target:
+        meta["output"] = str(output)
+    return meta
 
 
 def converter(task: str, letters: bool = False):
@@ -141,10 +150,10 @@ def converter(task: str, letters: bool = False):
         target = rationale if rationale else f"The answer is {shown}"
         return Example(
             id=f"{task}-{i}",
-            prompt=_question(row),
+            prompt=str(row["instruction"]),
             target=target,
             answer=answer,
-            meta={"task": task},
+            meta={"task": task, **_rows_meta(row, target)},
         )
 
     return convert
@@ -152,12 +161,13 @@ def converter(task: str, letters: bool = False):
 
 def math_14k(row: dict[str, Any], i: int) -> Example:
     """A math_14k training row (same format; answers are numbers or AQuA letters)."""
+    target = str(row["output"]).strip()
     return Example(
         id=f"math14k-{i}",
-        prompt=_question(row),
-        target=str(row["output"]).strip(),
+        prompt=str(row["instruction"]),
+        target=target,
         answer=gold(row.get("answer", "")) or None,
-        meta={"task": "math_14k"},
+        meta={"task": "math_14k", **_rows_meta(row, target)},
     )
 
 
@@ -172,7 +182,7 @@ _SETS = (
 
 HOW_TO_PROVIDE = (
     "put LLM-Adapters' dataset/{folder}/test.json (a JSON list of instruction/input/output/answer "
-    "objects) at $BENCH_DATA_DIR/{task}/test.json"
+    "objects) at $BENCH_DATA_DIR/{task}/test.json or $BENCH_DATA_DIR/{folder}/test.json"
 )
 
 
@@ -197,11 +207,11 @@ def _spec(task: str, folder: str, size: int, letters: bool, description: str) ->
         format_hint="Answer with the letter of the correct choice." if letters else "",
         metric="accuracy",
         test_size=size,
-        description=description
-        + (" (first letter A-E)" if letters else " (last number within 1e-3)"),
+        description=description + (" (a letter A-E)" if letters else " (last number within 1e-3)"),
         meta={
             "letters": "ABCDE" if letters else None,
             "how_to_provide": HOW_TO_PROVIDE.format(folder=folder, task=task),
+            "data_folders": (folder,),
             "package": None,
             # LLM-Adapters scores these sets by the LAST number of the output (the paper's
             # protocol), not by a stated "The answer is N" as GSM8K does.

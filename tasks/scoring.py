@@ -1,11 +1,12 @@
 """Answer extraction and checking, one small pure function per protocol.
 
-- choice tasks (LLM-Adapters): the FIRST match of the task's pattern (case-insensitive);
-- math word problems: the number stated after "#### " or "The answer is", else the LAST number
-  of the output (commas stripped), correct within 1e-3;
+- choice tasks (LLM-Adapters): the FIRST match of the task's pattern (case-sensitive as the
+  reference, or in any case);
+- math word problems: the LAST number of the output (commas stripped), or the number stated
+  after "#### " or "The answer is" (else the last), correct within 1e-3;
 - MATH-500: the last \\boxed{} answer, normalised, compared as strings, numerically, then
   symbolically with math-verify;
-- letter tasks: the first standalone letter A-D;
+- letter tasks: the first standalone letter A-D, or LLM-Adapters' first capital letter anywhere;
 - log-likelihood multiple choice: acc and acc_norm (log-likelihood per character, as lm-eval);
 - code: completion post-processing, and pass@k with the unbiased estimator of Chen et al. (2021).
 """
@@ -20,16 +21,25 @@ from collections.abc import Sequence
 # Choice patterns
 
 
-def first_match(output: str, pattern: str) -> str | None:
-    """The first match of `pattern` in `output`, lower-cased; None when there is none."""
-    m = re.search(pattern, output, flags=re.IGNORECASE)
-    return m.group(0).lower() if m else None
+def first_match(output: str, pattern: str, any_case: bool = True) -> str | None:
+    """The first match of `pattern` in `output` (lower-cased when matched in any case); None
+    when there is none. LLM-Adapters matches case-sensitively: "Answer2" is no answer there."""
+    m = re.search(pattern, output, flags=re.IGNORECASE if any_case else 0)
+    if m is None:
+        return None
+    return m.group(0).lower() if any_case else m.group(0)
 
 
 def first_letter(output: str, letters: str = "ABCD") -> str | None:
     """The first standalone capital letter among `letters` ("B", "(B)", "B)", "answer: B")."""
     m = re.search(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", output)
     return m.group(1) if m else None
+
+
+def first_capital(output: str, letters: str = "ABCDE") -> str | None:
+    """LLM-Adapters' AQuA rule: the first of `letters` anywhere, inside words too ("[B]ill's")."""
+    m = re.search(f"[{letters}]", output)
+    return m.group(0) if m else None
 
 
 def first_word(output: str) -> str | None:
@@ -75,7 +85,8 @@ def parse_number(text: str | None) -> float | None:
 
 
 def numbers_match(pred: float | None, gold: float | None, tol: float = 1e-3) -> bool:
-    return pred is not None and gold is not None and abs(pred - gold) < tol
+    """Within `tol`, bounds included (LLM-Adapters' ``abs(label - pred) <= 0.001``)."""
+    return pred is not None and gold is not None and abs(pred - gold) <= tol
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,13 +20,19 @@ def score(
         str | None, typer.Option(help="gen or loglik (default: the task's).")
     ] = None,
     show: Annotated[int, typer.Option(help="Per-example rows to print.")] = 20,
+    follows: Annotated[
+        str,
+        typer.Option(
+            help="The protocol whose answer rules apply: bench, llm-adapters, llada, lm-eval."
+        ),
+    ] = "bench",
 ) -> None:
     """Score outputs produced elsewhere with exactly the runner's scorer."""
     from rich.table import Table
 
     from tasks.cli import score_predictions
 
-    metrics, rows = score_predictions(task, predictions, protocol)
+    metrics, rows = score_predictions(task, predictions, protocol, follows=follows)
     table = Table("id", "extracted", "correct")
     for row in rows[:show]:
         table.add_row(str(row.get("id")), str(row.get("extracted")), str(row.get("correct")))

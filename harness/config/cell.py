@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.ground.errors import BenchError
+from tasks.prompts import TEMPLATES
+from tasks.protocols import DEFAULT as DEFAULT_PROTOCOL
+from tasks.protocols import get_protocol
 
 TRAIN_DATA_MODES = ("suite", "task", "auto")
 HASH_EXCLUDED = ("axes", "eval_tasks", "train_data_note")
@@ -66,7 +69,7 @@ class TrainConfig:
 class EvalConfig:
     protocol: str = "auto"  # auto (the task's default) | gen | loglik
     limit: int | None = None  # cap on scored examples
-    template: str = "alpaca"  # alpaca | plain | chat
+    template: str = "alpaca"  # alpaca | llm-adapters | plain | chat (tasks/prompts.py)
     gen_length: int = 256
     block_length: int = 8
     temperature: float = 0.0
@@ -94,11 +97,24 @@ class EvalConfig:
     # intervals (7 with midpoint = the release's 15 flow evaluations) and the torchdiffeq solver.
     l2d_steps: int = 7
     solver: str = "midpoint"  # euler | midpoint | rk4 | adaptive_heun | bosh3 | dopri5
+    # The published protocol the cell follows (tasks/protocols.py, docs/protocols.md): bench |
+    # llm-adapters | llada | lm-eval. It reads answers its way, and a protocol that fixes a
+    # template sets ``template`` to it (llm-adapters: LLM-Adapters' own strings), so the record
+    # shows the template that ran. Left out of the cell id while it is "bench", so the ids of
+    # cells from before it existed do not change.
+    follows: str = "bench"
 
     def __post_init__(self) -> None:
         from harness.config.sampling import parse_cache, parse_parallel, parse_refresh
         from methods.l2d.solve import check_solver, check_steps
 
+        fixed = get_protocol(self.follows).template
+        if fixed is not None:
+            object.__setattr__(self, "template", fixed)
+        if self.template not in TEMPLATES:
+            raise BenchError(
+                f"unknown eval.template {self.template!r}; valid: {', '.join(TEMPLATES)}"
+            )
         parse_cache(self.cache)
         parse_parallel(self.parallel)
         parse_refresh(self.cache_refresh)
@@ -181,6 +197,8 @@ class CellConfig:
             for k, v in identity["eval"].items()
             if k not in EVAL_ONLY_FIELDS and LATER_EVAL_DEFAULTS.get(k, object()) != v
         }
+        if identity["eval"].get("follows") == DEFAULT_PROTOCOL:
+            del identity["eval"]["follows"]
         return json.loads(json.dumps(identity, sort_keys=True, default=str))
 
     @property

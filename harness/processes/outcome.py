@@ -79,7 +79,7 @@ def generation_outcome(
             outputs[i] = tok.decode(ids)
         if on_progress is not None:
             on_progress(begin + len(chunk), len(order))
-    score = task_eval.score_generations(spec, examples, outputs)
+    score = task_eval.score_generations(spec, examples, outputs, follows=config.follows)
     return EvalOutcome(
         score,
         steps,

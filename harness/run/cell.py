@@ -97,7 +97,7 @@ def run_cell(
     from methods.registry import get_method
     from results.environment import collect_environment
     from results.schema import Costs, NoiseBin, Provenance, Record, TrainPoint, utc_now
-    from tasks.prompts import format_prompt
+    from tasks.prompts import sft_pair
 
     monitor = monitor or Monitor()
     cell = request.cell
@@ -116,13 +116,8 @@ def run_cell(
     chat, tok = chat_fn_for(dlm), dlm.tokenizer
 
     def encode(examples):
-        return [
-            (
-                tok.encode_prompt(format_prompt(ex, cell.eval.template, chat)),
-                tok.encode(ex.target),
-            )
-            for ex in examples
-        ]
+        pairs = [sft_pair(ex, cell.eval.template, chat) for ex in examples]
+        return [(tok.encode_prompt(prompt), tok.encode(response)) for prompt, response in pairs]
 
     method = get_method(cell.method)
     adapter = method.apply(dlm, method.config_cls.from_dict(cell.method_config))
@@ -417,6 +412,7 @@ def _scores(outcome: EvalOutcome, scored_split) -> list:
         sampler=outcome.sampler,
         sampling=outcome.sampling.to_dict() if outcome.sampling is not None else None,
         scored_set_hash=scored_hash,
+        answer_rule=s.answer_rule,
     )
     extra = [
         Score(

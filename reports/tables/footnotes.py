@@ -36,14 +36,20 @@ def footnotes(records: list[Record]) -> list[str]:
     limits: dict[Any, set[str]] = {}
     evals: dict[str, set[str]] = {}
     protocols: dict[str, set[str]] = {}
+    follows: dict[str, set[str]] = {}
     trains: dict[str, set[str]] = {}
     for r in records:
         ev = dict(r.config.get("eval") or {})
         lim = ev.pop("limit", None)
+        followed = ev.pop("follows", None)
+        rules = {s.task: s.answer_rule for s in r.scores if s.answer_rule}
         for task in r.eval_tasks:
             if lim is not None:
                 limits.setdefault(lim, set()).add(task)
             evals.setdefault(task, set()).add(_kv({k: v for k, v in ev.items() if k != "steps"}))
+            if followed:
+                rule = f" (answer rule {rules[task]})" if task in rules else ""
+                follows.setdefault(task, set()).add(f"{followed}{rule}")
         for s in r.scores:
             if s.protocol:
                 protocols.setdefault(s.task, set()).add(s.protocol)
@@ -58,9 +64,11 @@ def footnotes(records: list[Record]) -> list[str]:
     for task in sorted(evals):
         settings = "; ".join(s for s in sorted(evals[task]) if s)
         proto = ", ".join(sorted(protocols.get(task, set())))
-        if settings or proto:
+        followed = ", ".join(sorted(follows.get(task, set())))
+        if settings or proto or followed:
             notes.append(
                 f"Evaluation of {task}: "
+                + (f"follows {followed} (docs/protocols.md); " if followed else "")
                 + (f"protocol {proto}; " if proto else "")
                 + (f"settings {settings}" if settings else "")
             )

@@ -13,15 +13,20 @@ from tasks.base import Convert, Example, example_from_dict
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 
 
-def local_path(task: str, split: str, data_dir: str | Path | None = None) -> Path | None:
-    """`<data_dir or $BENCH_DATA_DIR>/<task>/<split>.jsonl` (or `.json`) when it exists."""
+def local_path(
+    task: str, split: str, data_dir: str | Path | None = None, folders: tuple[str, ...] = ()
+) -> Path | None:
+    """`<data_dir or $BENCH_DATA_DIR>/<task>/<split>.jsonl` (or `.json`) when it exists, else the
+    same under the task's other folder names (`folders`: LLM-Adapters' `dataset/<Name>/`, so that
+    `$BENCH_DATA_DIR` may be a copy of that folder)."""
     base = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
     if not base:
         return None
-    for ext in (".jsonl", ".json"):
-        p = Path(base) / task / f"{split}{ext}"
-        if p.is_file():
-            return p
+    for folder in (task, *folders):
+        for ext in (".jsonl", ".json"):
+            p = Path(base) / folder / f"{split}{ext}"
+            if p.is_file():
+                return p
     return None
 
 

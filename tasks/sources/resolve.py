@@ -78,7 +78,9 @@ def _local_file(
     spec: TaskSpec, split: str, path: str | Path | None, data_dir: str | Path | None
 ) -> Path | None:
     """An explicit path wins over `$BENCH_DATA_DIR/<task>/<split>.jsonl`."""
-    return Path(path) if path is not None else local_path(spec.name, split, data_dir)
+    if path is not None:
+        return Path(path)
+    return local_path(spec.name, split, data_dir, spec.meta.get("data_folders", ()))
 
 
 def _skipped_note(skipped: list[str]) -> str:
@@ -140,7 +142,7 @@ def availability(spec: TaskSpec, split: str, data_dir: str | Path | None = None)
     """How a split would be served here, without touching the network."""
     if spec.make_split is not None:
         return "synthetic"
-    if local_path(spec.name, split, data_dir) is not None:
+    if local_path(spec.name, split, data_dir, spec.meta.get("data_folders", ())) is not None:
         return "local"
     sources = _sources_for(spec, split)
     hub_named = False
