@@ -5,6 +5,7 @@ none of them at module level and a family module never imports the registry back
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 from harness.ground.errors import BenchError
@@ -24,6 +25,7 @@ FAMILY_RECORDS = {
 FAMILY_NAMES = ("generic", *FAMILY_RECORDS)
 
 
+@functools.cache  # the records are constants; wrapped models ask on every forward
 def get_family(name: str) -> Family:
     if name == GENERIC_FAMILY.name:
         return GENERIC_FAMILY
