@@ -32,8 +32,11 @@ Which semantics are compared:
 - Fast-dLLM's functions take one prompt (they build the sequence with batch 1), so at batch > 1
   it decodes the prompts one after another, as its users do; bench decodes them as one batch.
   Its model passes no attention mask, so every prompt has the same length (no padding).
-- Fast-dLLM computes confidences in float64, bench in float32: a confidence within float32's
-  rounding of the threshold can fall on either side.
+- Fast-dLLM computes confidences in float64, bench too with a cache (in float32 for
+  ``threshold`` without one): a confidence within float32's rounding of the threshold can fall on
+  either side. Both run float32 forwards, and bench's dual window adds its attention keys in
+  another order (cached prefix, cached suffix, window), so its logits differ by rounding
+  and a near-tie among a step's confidences can be broken the other way (docs/measurements.md).
 
 Fast-dLLM's modeling file wraps its attention in ``torch.compile``; the first call of each setting
 is preceded by an untimed warm-up on the first prompt (``--no-compile`` runs it eagerly).
