@@ -33,6 +33,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from harness.ground.errors import BenchError
+from methods.dropout import use_gap_dropout
 from methods.targets import resolve_targets
 
 # peft's PeftModel asks every model for `is_gradient_checkpointing`, which transformers 5 has
@@ -150,6 +151,7 @@ class Adapter:
         self.method = method
         self.config = config
         self.dlm = dlm
+        use_gap_dropout(dlm.backbone)  # the same dropout, its mask drawn faster on a CPU
 
     @property
     def peft_model(self) -> PeftModel:
