@@ -75,6 +75,7 @@ class PretrainConfig(TinyBaseConfig):
     eos_tail_tokens: int = 4096
     eos_tail_normalize: str = "answer"  # answer | response
     eos_tail_mode: str = "replace"  # replace | add
+    eos_tail_weight: float = 1.0  # the tail batch's loss is multiplied by this
 
     def __post_init__(self) -> None:
         if self.eos_tail_normalize not in ("answer", "response"):
@@ -90,9 +91,10 @@ class PretrainConfig(TinyBaseConfig):
         """Without a tail, the key of the same base before the tail existed."""
         if self.eos_tail_every == 0:
             omit = ("eos_tail_every", "eos_tail_lengths", "eos_tail_tokens", "eos_tail_normalize")
-            return config_key(self, self.version, omit=(*omit, "eos_tail_mode"))
+            return config_key(self, self.version, omit=(*omit, "eos_tail_mode", "eos_tail_weight"))
         # "replace" was the only mode when the first tail bases were cached: keep their keys
         omit = ("eos_tail_mode",) if self.eos_tail_mode == "replace" else ()
+        omit += ("eos_tail_weight",) if self.eos_tail_weight == 1.0 else ()
         return config_key(self, self.version, omit=omit)
 
     def batch_shape(self, step: int) -> tuple[int, int | None]:
@@ -175,10 +177,12 @@ def masked_diffusion_loss(
     t = torch.rand(len(pairs), generator=generator)
     batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
     loss, per_example = diffusion_loss(dlm(batch.input_ids, batch.noise_level), batch, masking)
-    if pad_to is None or config.eos_tail_normalize == "response":
+    if pad_to is None:
         return loss
-    answer_len = torch.tensor([len(a) + 1 for a in answers], dtype=per_example.dtype)
-    return (per_example * batch.response_len / answer_len).mean()
+    if config.eos_tail_normalize == "answer":
+        answer_len = torch.tensor([len(a) + 1 for a in answers], dtype=per_example.dtype)
+        loss = (per_example * batch.response_len / answer_len).mean()
+    return loss * config.eos_tail_weight
 
 
 def evaluate_base(dlm: DiffusionLM, n: int) -> dict[str, float]:
