@@ -114,3 +114,55 @@ def test_an_eos_tail_batch_scores_its_padding_and_normalises_as_asked():
     assert loss(None, "answer") == loss(None, "response")
     with pytest.raises(BenchError):
         PretrainConfig(eos_tail_normalize="tokens")
+
+
+def test_added_tail_batches_keep_every_plain_batch_and_come_from_a_second_stream():
+    """``eos_tail_mode="add"``: every step keeps its plain batch, every 4th adds a tail batch."""
+    config = PretrainConfig(eos_tail_every=4, eos_tail_mode="add")
+    assert all(config.batch_shape(step) == (config.batch_size, None) for step in range(16))
+    extras = [(step, config.extra_batch_shape(step)) for step in range(16)]
+    assert [(s, e) for s, e in extras if e is not None] == [
+        (3, (32, 64)),
+        (7, (21, 128)),
+        (11, (12, 256)),
+        (15, (7, 512)),
+    ]
+    assert LONG_ANSWER_BASE.extra_batch_shape(3) is None  # "replace": no second batch
+    assert config.key() not in (LONG_ANSWER_BASE.key(), PretrainConfig().key())
+    assert LONG_ANSWER_BASE.key() == "fac4e1a2f462"  # the mode left the cached tail base alone
+    with pytest.raises(BenchError):
+        PretrainConfig(eos_tail_mode="both")
+
+
+def test_an_added_tail_leaves_the_plain_batches_drawn_as_without_it():
+    """The plain batches (rows, noise levels, masks) are drawn from the first generator exactly
+    as for the base without a tail; the tail batches from the second one only."""
+    import dataclasses
+
+    import torch
+
+    from harness.processes.pretraining import run_pretraining
+
+    seen: dict[str, list] = {"plain": [], "tail": []}
+
+    def record(kind):
+        def batch_loss(pairs, generator, pad_to):
+            key = "plain" if pad_to is None else "tail"
+            seen[key].append((pairs, torch.rand(1, generator=generator).item(), pad_to))
+            return model.weight.sum() * 0
+
+        return batch_loss
+
+    model = torch.nn.Linear(2, 2)
+    pools = [[([i], [i]) for i in range(50)], [([100 + i], [i]) for i in range(50)]]
+    small = dataclasses.replace(QUICK, steps=8, eos_tail_every=2, eos_tail_mode="add")
+    run_pretraining(model, small, pools, record("add"), "x", show_progress=False)
+    with_tail = dict(seen)
+    seen.update(plain=[], tail=[])
+    run_pretraining(
+        model, dataclasses.replace(small, eos_tail_every=0), pools, record("off"), "x", False
+    )
+    assert with_tail["plain"] == seen["plain"] and len(seen["plain"]) == 8
+    assert seen["tail"] == [] and [t[2] for t in with_tail["tail"]] == [64, 128, 256, 512]
+    # the tail batches take the families in turn
+    assert [t[0][0][0][0] >= 100 for t in with_tail["tail"]] == [False, True, False, True]

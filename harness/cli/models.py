@@ -24,6 +24,10 @@ def pretrain(
         int,
         typer.Option(help="Every Nth update an EOS-tail batch (long answers); 0: none (default)."),
     ] = 0,
+    eos_tail_mode: Annotated[
+        str,
+        typer.Option(help="replace: the tail batch takes the update; add: added to a plain one."),
+    ] = "replace",
 ) -> None:
     """Pretrain the embedded tiny dLLM on the synthetic corpus and cache it (BENCH_CACHE)."""
     import dataclasses
@@ -31,7 +35,7 @@ def pretrain(
 
     from harness.processes.masked.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
 
-    config = PretrainConfig(seed=seed, eos_tail_every=eos_tail_every)
+    config = PretrainConfig(seed=seed, eos_tail_every=eos_tail_every, eos_tail_mode=eos_tail_mode)
     if steps is not None:
         if steps <= 0:
             raise BenchError("--steps must be positive")

@@ -44,6 +44,10 @@ class TrainConfig:
     masking: str = "bernoulli"  # bernoulli | exact
     normalize: str = "answer_length"  # answer_length | token
     gradient_checkpointing: bool = False
+    # EOS tail (LLaDA's SFT): every response padded with EOS to this many tokens, the EOS masked
+    # and scored like the answer, so a sampler asked for that many tokens has seen where answers
+    # stop; 0 pads to the batch's longest row. Masked-diffusion bases only.
+    eos_tail: int = 0
     # What the adapter trains on: "suite" = the suite's training set (commonsense_170k, math_14k,
     # codefeedback_python) for one adapter evaluated on every task of the suite; "task" = each
     # task's own training split; "auto" = suite where its training set is available here, else
@@ -61,6 +65,16 @@ class TrainConfig:
                 raise BenchError(f"train.{name} must be positive, got {getattr(self, name)!r}")
         if self.steps is not None and self.steps <= 0:
             raise BenchError(f"train.steps must be positive, got {self.steps!r}")
+        if self.eos_tail < 0:
+            raise BenchError(f"train.eos_tail must be >= 0 (0: no tail), got {self.eos_tail!r}")
+
+    def refuse_eos_tail(self, process: str) -> None:
+        """The EOS tail is a masked-diffusion padding: another process's objective stops."""
+        if self.eos_tail:
+            raise BenchError(
+                f"train.eos_tail pads masked-diffusion responses; this model trains with the "
+                f"{process} process (set train.eos_tail=0)"
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise BenchError("train.warmup_ratio must be in [0, 1)")
 
@@ -130,6 +144,8 @@ FLOW_EVAL_FIELDS = ("l2d_steps", "solver")
 EVAL_ONLY_FIELDS = ("cache", "parallel", "cache_refresh", *FLOW_EVAL_FIELDS)
 # EvalConfig fields added after cells were first recorded: left out of the cell id at their
 # default, so the ids of cells that do not use them stay what they were.
+# Training fields added after cells were first hashed: left out of the id at their default.
+LATER_TRAIN_DEFAULTS = {"eos_tail": 0}
 LATER_EVAL_DEFAULTS = {
     "logits_eos_inf": False,
     "confidence_eos_eot_inf": False,
@@ -196,6 +212,9 @@ class CellConfig:
             k: v
             for k, v in identity["eval"].items()
             if k not in EVAL_ONLY_FIELDS and LATER_EVAL_DEFAULTS.get(k, object()) != v
+        }
+        identity["train"] = {
+            k: v for k, v in identity["train"].items() if LATER_TRAIN_DEFAULTS.get(k, object()) != v
         }
         if identity["eval"].get("follows") == DEFAULT_PROTOCOL:
             del identity["eval"]["follows"]

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 TINY_TEMPLATE = "plain"  # the tiny models' prompt format in pretraining, fine-tuning and evaluation
 CHANCE = {"synth_math": 0.10, "synth_choice": 0.25, "synth_code": 1 / 6}
-REPORT_FILE = "pretrain_report.json"  # written last: a folder with it is a complete base
+REPORT_FILE = "pretrain_report.json"
+EXTRA_STREAM = 7_919  # the second generator's seed offset (extra batches)  # written last: a folder with it is a complete base
 
 Pair = tuple[list[int], list[int]]  # (prompt ids, answer ids)
 
@@ -76,6 +77,11 @@ class TinyBaseConfig:
     def batch_shape(self, step: int) -> tuple[int, int | None]:
         """(rows, response length to pad to; None: the batch's longest row) of one step."""
         return self.batch_size, None
+
+    def extra_batch_shape(self, step: int) -> tuple[int, int] | None:
+        """(rows, response length) of a second batch whose loss is added to this step's, drawn
+        from a second generator so the first batches stay those of a config without it."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -197,11 +203,15 @@ def run_pretraining(
     """(loss per step, seconds): ``config.steps`` AdamW updates of ``model``, the pools taken in
     turn, each batch drawn with replacement from ``config.seed``'s generator, which
     ``batch_loss(pairs, generator, pad_to)`` may draw from too (the noise levels and masks); the
-    rows and response length of each step are ``config.batch_shape(step)``."""
+    rows and response length of each step are ``config.batch_shape(step)``; a step with an
+    ``extra_batch_shape`` adds that batch's loss, the families in turn, drawn from a second
+    generator."""
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay
     )
     generator = torch.Generator().manual_seed(config.seed)
+    extra_generator = torch.Generator().manual_seed(config.seed + EXTRA_STREAM)
+    extras = 0
     curve: list[float] = []
     start = time.perf_counter()
     model.train()
@@ -211,6 +221,14 @@ def run_pretraining(
             rows, pad_to = config.batch_shape(step)
             idx = torch.randint(len(pool), (rows,), generator=generator).tolist()
             loss = batch_loss([pool[i] for i in idx], generator, pad_to)
+            extra = config.extra_batch_shape(step)
+            if extra is not None:
+                extra_rows, extra_pad = extra
+                extra_pool = pools[extras % len(pools)]
+                extras += 1
+                pick = torch.randint(len(extra_pool), (extra_rows,), generator=extra_generator)
+                pairs = [extra_pool[i] for i in pick.tolist()]
+                loss = loss + batch_loss(pairs, extra_generator, extra_pad)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             optimizer.zero_grad(set_to_none=True)

@@ -89,8 +89,13 @@ def process_problems(cells: list[CellConfig]) -> list[str]:
         family = model_family(cell.model)
         if family is None:  # a sandbox: its cells check themselves
             continue
-        ask = get_process(get_family(family).process).preflight
-        found = ask(cell) if ask is not None else None
+        process = get_process(get_family(family).process)
+        found = process.preflight(cell) if process.preflight is not None else None
+        if process.name != "masked":
+            try:
+                cell.train.refuse_eos_tail(process.name)
+            except BenchError as err:
+                found = f"{cell.model}: {err}"
         if found and found not in problems:
             problems.append(found)
     return problems

@@ -49,6 +49,7 @@ class CausalObjective:
     name = "autoregressive"
 
     def micro_loss(self, dlm, adapter, micro, config, generator, autocast):
+        config.refuse_eos_tail("causal")
         device = dlm.device
         ids, scored = causal_batch(micro, dlm.tokenizer, config.max_length)
         u = torch.rand(ids.shape, generator=generator)

@@ -158,11 +158,25 @@ def build_sft_batch(
     return ids, response
 
 
-def sft_batch_of(pairs, tok, max_length: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def sft_batch_of(
+    pairs, tok, max_length: int | None, eos_tail: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`build_sft_batch` for encoded (prompt, answer) pairs with the tokenizer's EOS and
-    its family's BOS prefix: the batch every fine-tuning objective starts from."""
+    its family's BOS prefix: the batch every fine-tuning objective starts from. ``eos_tail``:
+    responses padded with EOS to that many tokens (0: to the longest row), within
+    ``max_length``."""
+    response_length = None
+    if eos_tail:
+        longest_prompt = max(len(p) for p, _ in pairs)
+        room = eos_tail if max_length is None else min(eos_tail, max_length - longest_prompt)
+        response_length = max(room, 0) or None
     return build_sft_batch(
-        [p for p, _ in pairs], [a for _, a in pairs], tok.eos_token_id, max_length, tok.bos_prefix
+        [p for p, _ in pairs],
+        [a for _, a in pairs],
+        tok.eos_token_id,
+        max_length,
+        tok.bos_prefix,
+        response_length,
     )
 
 

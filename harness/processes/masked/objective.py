@@ -32,7 +32,7 @@ class DiffusionObjective:
     def micro_loss(self, dlm, adapter, micro, config: TrainConfig, generator, autocast):
         tok, device = dlm.tokenizer, dlm.device
         masking = MaskingConfig(config.masking, normalize=config.normalize)
-        ids, response = sft_batch_of(micro, tok, config.max_length)
+        ids, response = sft_batch_of(micro, tok, config.max_length, config.eos_tail)
         t = torch.rand(len(micro), generator=generator)
         batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
         with autocast:
@@ -78,7 +78,7 @@ def validation_loss(
         weighted_sum, ce_sum, tokens, count = 0.0, 0.0, 0, 0
         for start in range(0, len(val_data), config.batch_size):
             chunk = val_data[start : start + config.batch_size]
-            ids, response = sft_batch_of(chunk, tok, config.max_length)
+            ids, response = sft_batch_of(chunk, tok, config.max_length, config.eos_tail)
             t = torch.full((len(chunk),), (lo + hi) / 2)
             batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
             with autocast_for(device):

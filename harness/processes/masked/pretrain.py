@@ -53,6 +53,11 @@ class PretrainConfig(TinyBaseConfig):
     like any answer token. A tail batch holds about ``eos_tail_tokens`` tokens (rows = tokens //
     (length + 64), at least 4), as many as a plain batch, so the schedule keeps the step time.
 
+    ``eos_tail_mode``: "replace" makes every ``eos_tail_every``-th step a tail batch instead of a
+    plain one; "add" keeps every plain batch (drawn as by the base without a tail) and adds a
+    tail batch's loss to every ``eos_tail_every``-th update, its rows and masks drawn from a
+    second generator, so the short answers lose no updates.
+
     ``eos_tail_normalize``: "response" divides each example's loss by its whole padded response
     (LLaDA's answer length counts the padding); "answer" by its answer and one EOS, so that the
     few answer tokens keep the weight they have in a plain batch next to hundreds of EOS. Every
@@ -69,12 +74,16 @@ class PretrainConfig(TinyBaseConfig):
     eos_tail_lengths: tuple[int, ...] = (64, 128, 256, 512)
     eos_tail_tokens: int = 4096
     eos_tail_normalize: str = "answer"  # answer | response
+    eos_tail_mode: str = "replace"  # replace | add
+    eos_tail_weight: float = 1.0  # the tail batch's loss is multiplied by this
 
     def __post_init__(self) -> None:
         if self.eos_tail_normalize not in ("answer", "response"):
             raise BenchError(
                 f"eos_tail_normalize {self.eos_tail_normalize!r} is not one of: answer, response"
             )
+        if self.eos_tail_mode not in ("replace", "add"):
+            raise BenchError(f"eos_tail_mode {self.eos_tail_mode!r} is not one of: replace, add")
         if self.eos_tail_every < 0 or not self.eos_tail_lengths or self.eos_tail_tokens <= 0:
             raise BenchError("eos_tail_every >= 0, eos_tail_lengths and eos_tail_tokens > 0")
 
@@ -82,14 +91,28 @@ class PretrainConfig(TinyBaseConfig):
         """Without a tail, the key of the same base before the tail existed."""
         if self.eos_tail_every == 0:
             omit = ("eos_tail_every", "eos_tail_lengths", "eos_tail_tokens", "eos_tail_normalize")
-            return config_key(self, self.version, omit=omit)
-        return config_key(self, self.version)
+            return config_key(self, self.version, omit=(*omit, "eos_tail_mode", "eos_tail_weight"))
+        # "replace" was the only mode when the first tail bases were cached: keep their keys
+        omit = ("eos_tail_mode",) if self.eos_tail_mode == "replace" else ()
+        omit += ("eos_tail_weight",) if self.eos_tail_weight == 1.0 else ()
+        return config_key(self, self.version, omit=omit)
 
     def batch_shape(self, step: int) -> tuple[int, int | None]:
-        every = self.eos_tail_every
-        if every <= 0 or step % every != every - 1:
+        if self.eos_tail_mode == "add" or not self._is_tail_step(step):
             return self.batch_size, None
-        length = self.eos_tail_lengths[(step // every) % len(self.eos_tail_lengths)]
+        return self._tail_shape(step)
+
+    def extra_batch_shape(self, step: int) -> tuple[int, int] | None:
+        if self.eos_tail_mode != "add" or not self._is_tail_step(step):
+            return None
+        return self._tail_shape(step)
+
+    def _is_tail_step(self, step: int) -> bool:
+        every = self.eos_tail_every
+        return every > 0 and step % every == every - 1
+
+    def _tail_shape(self, step: int) -> tuple[int, int]:
+        length = self.eos_tail_lengths[(step // self.eos_tail_every) % len(self.eos_tail_lengths)]
         return max(4, self.eos_tail_tokens // (length + 64)), length
 
 
@@ -154,10 +177,12 @@ def masked_diffusion_loss(
     t = torch.rand(len(pairs), generator=generator)
     batch = mask_response(ids, response, t, tok.mask_token_id, masking, generator)
     loss, per_example = diffusion_loss(dlm(batch.input_ids, batch.noise_level), batch, masking)
-    if pad_to is None or config.eos_tail_normalize == "response":
+    if pad_to is None:
         return loss
-    answer_len = torch.tensor([len(a) + 1 for a in answers], dtype=per_example.dtype)
-    return (per_example * batch.response_len / answer_len).mean()
+    if config.eos_tail_normalize == "answer":
+        answer_len = torch.tensor([len(a) + 1 for a in answers], dtype=per_example.dtype)
+        loss = (per_example * batch.response_len / answer_len).mean()
+    return loss * config.eos_tail_weight
 
 
 def evaluate_base(dlm: DiffusionLM, n: int) -> dict[str, float]:

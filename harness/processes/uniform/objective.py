@@ -30,6 +30,7 @@ class UniformNoiseObjective:
         self.noise = noise
 
     def micro_loss(self, dlm, adapter, micro, config: TrainConfig, generator, autocast):
+        config.refuse_eos_tail("uniform")
         batch = corrupt([p for p, _ in micro], [a for _, a in micro], dlm, self.noise, generator)
         with autocast:
             logits = batch_logits(dlm, batch, self.noise, generator)
