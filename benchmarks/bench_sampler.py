@@ -1,15 +1,14 @@
 """Sampler speed and accuracy: plain vs cached vs parallel decoding, side by side in one run.
 
-Run by hand, on adapters from a finished bench run on the long-answer tiny base (the default
-base writes short answers only; `bench pretrain --eos-tail-every 4` prints the long-answer
-base's folder, then `bench run --model FOLDER ...`):
+Run by hand, on adapters from a finished bench run on the tiny base, fine-tuned with the EOS tail
+at the length measured (`bench run --methods lora,nara --tasks ... --set train.eos_tail=256`):
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_sampler.py --run runs/NAME [--threads 1]
         [--device cpu|cuda] [--dtype auto|bf16] [--gen-lengths 256,512] [--block 32]
         [--batches 1,16] [--repeats 3] [--methods lora,nara] [--lengths 16/4,256/32,512/32]
         [--tasks ...] [--limit N] [--skip-speed] [--skip-accuracy]
 
-Targets on a 2-core CPU (the long-answer tiny base, whose pretraining teaches the EOS tail): dual+threshold
+Targets on a 2-core CPU (the tiny base, whose pretraining teaches the EOS tail): dual+threshold
 at least 10x plain's tokens/s (CPU time) at gen 256 and 15x at gen 512 (block 32, batch 1 and
 16), each within 1 accuracy point of plain on every synthetic suite, for LoRA and NaRA; NaRA
 with the refresh setting that keeps it there (its cost: the refreshes and the speed it leaves).

@@ -11,7 +11,7 @@ import pytest
 from harness.ground.errors import BenchError
 from harness.processes.causal.pretrain import CausalPretrainConfig, tiny_ar_base_dir
 from harness.processes.masked.pretrain import (
-    LONG_ANSWER_BASE,
+    SHORT_ANSWER_BASE,
     PretrainConfig,
     ensure_tiny_base,
     pretrain,
@@ -21,15 +21,21 @@ from harness.processes.pretraining import CHANCE
 from tests.conftest import SMALL_BASE
 
 QUICK = SMALL_BASE
+# The EOS tail as the first long-answer base had it: a tail batch instead of every 4th update.
+REPLACED = PretrainConfig(eos_tail_mode="replace", eos_tail_tokens=4096, eos_tail_weight=1.0)
 
 
 def test_pretraining_lowers_the_loss_and_is_deterministic(tmp_path):
-    a = pretrain(QUICK, tmp_path / "a", show_progress=False)
-    b = pretrain(QUICK, tmp_path / "b", show_progress=False)
+    """With the default EOS tail (added to every 4th update) at the small base's size."""
+    import dataclasses
+
+    quick = dataclasses.replace(QUICK, eos_tail_every=PretrainConfig().eos_tail_every)
+    a = pretrain(quick, tmp_path / "a", show_progress=False)
+    b = pretrain(quick, tmp_path / "b", show_progress=False)
     curve = a["loss_curve"]
-    assert len(curve) == QUICK.steps
-    # The plain batches' loss (an EOS-tail batch's loss is on another scale: per answer token).
-    plain = [loss for step, loss in enumerate(curve) if QUICK.batch_shape(step)[1] is None]
+    assert len(curve) == quick.steps
+    # The plain-only updates' loss (a tail's added loss is on another scale: per answer token).
+    plain = [loss for step, loss in enumerate(curve) if quick.extra_batch_shape(step) is None]
     assert sum(plain[-8:]) / 8 < 0.8 * sum(plain[:8]) / 8
     assert a["loss_curve"] == b["loss_curve"]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
@@ -41,9 +47,10 @@ def test_pretraining_lowers_the_loss_and_is_deterministic(tmp_path):
 def test_default_bases_keep_their_cache_keys():
     """The folders the cached default bases live in (a change here retrains both: bump
     BASE_VERSION / AR_BASE_VERSION on purpose, never by accident)."""
-    assert PretrainConfig().key() == "418d20c5645d"
+    assert PretrainConfig().key() == "41fa384df0e2"
+    assert SHORT_ANSWER_BASE.key() == "418d20c5645d"  # the base before the EOS tail
     assert CausalPretrainConfig().key() == "0ee9d96aa988"
-    assert tiny_base_dir().name == "tiny-base-418d20c5645d"
+    assert tiny_base_dir().name == "tiny-base-41fa384df0e2"
     assert tiny_ar_base_dir().name == "tiny-ar-base-0ee9d96aa988"
     assert PretrainConfig(eval_examples=5).key() == PretrainConfig().key()
     assert PretrainConfig(steps=801).key() != PretrainConfig().key()
@@ -72,8 +79,8 @@ def test_default_base_beats_chance_on_every_synthetic_family():
         assert z > 3, (family, report["accuracy"], n)
 
 
-def test_every_fourth_step_is_an_eos_tail_batch_of_about_the_same_tokens():
-    config = LONG_ANSWER_BASE
+def test_replaced_every_fourth_step_is_an_eos_tail_batch_of_about_the_same_tokens():
+    config = REPLACED
     shapes = [config.batch_shape(step) for step in range(16)]
     tails = [(step, shape) for step, shape in enumerate(shapes) if shape[1] is not None]
     # 4096 tokens over (length + 64) tokens per row: 32, 21, 12 and 7 rows.
@@ -83,12 +90,12 @@ def test_every_fourth_step_is_an_eos_tail_batch_of_about_the_same_tokens():
 
 
 def test_the_eos_tail_is_part_of_the_base_key_only_when_on():
-    assert LONG_ANSWER_BASE.key() != PretrainConfig().key()
-    assert (
-        PretrainConfig(eos_tail_every=4, eos_tail_lengths=(64, 256)).key() != LONG_ANSWER_BASE.key()
-    )
+    assert REPLACED.key() not in (PretrainConfig().key(), SHORT_ANSWER_BASE.key())
+    assert PretrainConfig(eos_tail_lengths=(64, 256)).key() != PretrainConfig().key()
+    assert PretrainConfig(eos_tail_weight=1.0).key() != PretrainConfig().key()
     # off: the tail's other fields do not make another base
-    assert PretrainConfig(eos_tail_lengths=(64, 256)).key() == PretrainConfig().key()
+    off = PretrainConfig(eos_tail_every=0, eos_tail_lengths=(64, 256), eos_tail_mode="replace")
+    assert off.key() == SHORT_ANSWER_BASE.key()
 
 
 def test_an_eos_tail_batch_scores_its_padding_and_normalises_as_asked():
@@ -117,19 +124,20 @@ def test_an_eos_tail_batch_scores_its_padding_and_normalises_as_asked():
 
 
 def test_added_tail_batches_keep_every_plain_batch_and_come_from_a_second_stream():
-    """``eos_tail_mode="add"``: every step keeps its plain batch, every 4th adds a tail batch."""
-    config = PretrainConfig(eos_tail_every=4, eos_tail_mode="add")
+    """The default ``eos_tail_mode="add"``: every step keeps its plain batch, every 4th adds a
+    tail batch."""
+    config = PretrainConfig()
     assert all(config.batch_shape(step) == (config.batch_size, None) for step in range(16))
     extras = [(step, config.extra_batch_shape(step)) for step in range(16)]
+    # 2048 tokens over (length + 64) tokens per row: 16, 10, 6 and (at least) 4 rows.
     assert [(s, e) for s, e in extras if e is not None] == [
-        (3, (32, 64)),
-        (7, (21, 128)),
-        (11, (12, 256)),
-        (15, (7, 512)),
+        (3, (16, 64)),
+        (7, (10, 128)),
+        (11, (6, 256)),
+        (15, (4, 512)),
     ]
-    assert LONG_ANSWER_BASE.extra_batch_shape(3) is None  # "replace": no second batch
-    assert config.key() not in (LONG_ANSWER_BASE.key(), PretrainConfig().key())
-    assert LONG_ANSWER_BASE.key() == "fac4e1a2f462"  # the mode left the cached tail base alone
+    assert REPLACED.extra_batch_shape(3) is None  # "replace": no second batch
+    assert REPLACED.key() == "fac4e1a2f462"  # the mode left the first tail base's key alone
     with pytest.raises(BenchError):
         PretrainConfig(eos_tail_mode="both")
 

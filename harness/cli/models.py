@@ -21,13 +21,15 @@ def pretrain(
         bool, typer.Option(help="Pretrain again even if a cached base exists.")
     ] = False,
     eos_tail_every: Annotated[
-        int,
-        typer.Option(help="Every Nth update an EOS-tail batch (long answers); 0: none (default)."),
-    ] = 0,
+        int | None,
+        typer.Option(
+            help="An EOS-tail batch every Nth update (default 4); 0: none, short answers."
+        ),
+    ] = None,
     eos_tail_mode: Annotated[
-        str,
-        typer.Option(help="replace: the tail batch takes the update; add: added to a plain one."),
-    ] = "replace",
+        str | None,
+        typer.Option(help="add (default): added to a plain update; replace: takes the update."),
+    ] = None,
 ) -> None:
     """Pretrain the embedded tiny dLLM on the synthetic corpus and cache it (BENCH_CACHE)."""
     import dataclasses
@@ -35,7 +37,8 @@ def pretrain(
 
     from harness.processes.masked.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
 
-    config = PretrainConfig(seed=seed, eos_tail_every=eos_tail_every, eos_tail_mode=eos_tail_mode)
+    tail = {"eos_tail_every": eos_tail_every, "eos_tail_mode": eos_tail_mode}
+    config = PretrainConfig(seed=seed, **{k: v for k, v in tail.items() if v is not None})
     if steps is not None:
         if steps <= 0:
             raise BenchError("--steps must be positive")

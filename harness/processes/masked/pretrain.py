@@ -47,43 +47,42 @@ class PretrainConfig(TinyBaseConfig):
 
     The synthetic answers are a few tokens long, so a base trained only on batches padded to
     their longest row never sees a long run of masked positions after its answer, and a sampler
-    asked for 256 tokens finds it lost (it writes a default answer whatever the prompt). Every
-    ``eos_tail_every``-th step is therefore an EOS-tail batch, as in LLaDA's SFT: responses padded
-    with EOS to a long length (cycling through ``eos_tail_lengths``), the EOS masked and scored
-    like any answer token. A tail batch holds about ``eos_tail_tokens`` tokens (rows = tokens //
-    (length + 64), at least 4), as many as a plain batch, so the schedule keeps the step time.
+    asked for 256 tokens finds it lost (it writes a default answer whatever the prompt). So, as
+    in LLaDA's SFT, the base also learns from EOS-tail batches: responses padded with EOS to a
+    long length (cycling through ``eos_tail_lengths``), the EOS masked and scored like any answer
+    token, about ``eos_tail_tokens`` tokens a batch (rows = tokens // (length + 64), at least 4).
 
-    ``eos_tail_mode``: "replace" makes every ``eos_tail_every``-th step a tail batch instead of a
-    plain one; "add" keeps every plain batch (drawn as by the base without a tail) and adds a
-    tail batch's loss to every ``eos_tail_every``-th update, its rows and masks drawn from a
-    second generator, so the short answers lose no updates.
+    ``eos_tail_mode``: "add" (the default) keeps every plain batch, drawn exactly as for a base
+    without a tail, and adds a tail batch's loss, times ``eos_tail_weight``, to every
+    ``eos_tail_every``-th update (its rows and masks from a second generator); "replace" makes
+    that update a tail batch instead of a plain one. Replacing cost the demo's fine-tuning most
+    of its headroom on synth_math_unseen; adding at weight 0.5 keeps the plain-sampler accuracy
+    at gen 256 (block 32) equal to gen 16 (block 4) on every family (docs/measurements.md).
 
     ``eos_tail_normalize``: "response" divides each example's loss by its whole padded response
     (LLaDA's answer length counts the padding); "answer" by its answer and one EOS, so that the
     few answer tokens keep the weight they have in a plain batch next to hundreds of EOS. Every
     tail field is in the key when the tail is on: a base trained with another tail is another
-    base. The default base has no tail (its key and weights are those of a base without these
-    fields): the tail costs the demo's unseen families their headroom (docs/measurements.md), so
-    the long-answer base (:data:`LONG_ANSWER_BASE`, ``bench pretrain --eos-tail-every 4``) is the
-    one for measuring samplers at long generation lengths.
+    base. ``eos_tail_every=0`` is the short-answer base of earlier versions (:data:`SHORT_ANSWER_BASE`,
+    ``bench pretrain --eos-tail-every 0``), with its key and weights.
     """
 
     version: ClassVar[int] = BASE_VERSION
 
-    eos_tail_every: int = 0  # 0: no EOS-tail batches (the default base)
+    eos_tail_every: int = 4  # 0: no EOS-tail batches
     eos_tail_lengths: tuple[int, ...] = (64, 128, 256, 512)
-    eos_tail_tokens: int = 4096
+    eos_tail_tokens: int = 2048
     eos_tail_normalize: str = "answer"  # answer | response
-    eos_tail_mode: str = "replace"  # replace | add
-    eos_tail_weight: float = 1.0  # the tail batch's loss is multiplied by this
+    eos_tail_mode: str = "add"  # add | replace
+    eos_tail_weight: float = 0.5  # the tail batch's loss is multiplied by this
 
     def __post_init__(self) -> None:
         if self.eos_tail_normalize not in ("answer", "response"):
             raise BenchError(
                 f"eos_tail_normalize {self.eos_tail_normalize!r} is not one of: answer, response"
             )
-        if self.eos_tail_mode not in ("replace", "add"):
-            raise BenchError(f"eos_tail_mode {self.eos_tail_mode!r} is not one of: replace, add")
+        if self.eos_tail_mode not in ("add", "replace"):
+            raise BenchError(f"eos_tail_mode {self.eos_tail_mode!r} is not one of: add, replace")
         if self.eos_tail_every < 0 or not self.eos_tail_lengths or self.eos_tail_tokens <= 0:
             raise BenchError("eos_tail_every >= 0, eos_tail_lengths and eos_tail_tokens > 0")
 
@@ -116,8 +115,9 @@ class PretrainConfig(TinyBaseConfig):
         return max(4, self.eos_tail_tokens // (length + 64)), length
 
 
-# The base that writes long answers: for speed and accuracy at gen length 256 and beyond.
-LONG_ANSWER_BASE = PretrainConfig(eos_tail_every=4)
+# The default base writes long answers (gen length 256 and beyond); the base of earlier versions,
+# without the EOS tail, only short ones.
+SHORT_ANSWER_BASE = PretrainConfig(eos_tail_every=0)
 
 
 def tiny_base_dir(config: PretrainConfig = PretrainConfig()) -> Path:
