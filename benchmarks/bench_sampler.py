@@ -15,7 +15,8 @@ with the refresh setting that keeps it there (its cost: the refreshes and the sp
 
 Speed: for the first LoRA and NaRA cell of the run, every gen length and every batch size, the
 settings plain, prefix, dual, threshold:0.9 and dual+threshold:0.9 are timed interleaved in each
-repeat (median reported) on fixed prompts, without stopping at EOS, so every setting decodes the
+repeat (median reported) on fixed prompts (or, with ``--speed-task``, on that task's test prompts
+with that task's cell), without stopping at EOS, so every setting decodes the
 same number of tokens. Each line gives tokens/s (wall), the speed-up over plain by wall time and by this
 process's CPU time (the steadier one on a shared machine), and forwards per token; the load
 average is printed before and after each batch size.
@@ -112,9 +113,22 @@ def timed(dlm, prompts, config: SamplerConfig, dtype: str) -> tuple[SamplingStat
     return stats, time.process_time() - cpu
 
 
+def speed_prompts(dlm, task: str, n: int) -> list[list[int]]:
+    """Fixed arithmetic prompts, or the first ``n`` test prompts of ``task`` (plain template)."""
+    if not task:
+        return [dlm.tokenizer.encode(f"Q: what is {i} plus {2 * i}?\nA:") for i in range(n)]
+    from tasks.prompts import format_prompt
+    from tasks.synthetic_tasks import make_split
+
+    return [
+        dlm.tokenizer.encode_prompt(format_prompt(e, "plain"))
+        for e in make_split(task, "test", n, seed=0)
+    ]
+
+
 def speed(dlm, args, label: str, gen: int, settings: dict[str, dict]) -> None:
     sizes = [int(b) for b in args.batches.split(",")]
-    prompts = [dlm.tokenizer.encode(f"Q: what is {i} plus {2 * i}?\nA:") for i in range(max(sizes))]
+    prompts = speed_prompts(dlm, args.speed_task, max(sizes))
     configs = {
         name: SamplerConfig(gen, gen, args.block, stop_at_eos=False, **extra)
         for name, extra in settings.items()
@@ -229,6 +243,9 @@ def main() -> None:
         "--speed-refreshes", default="", help="refresh rules also timed (the ones that hold)"
     )
     parser.add_argument("--settings", default="", help="';'-list of setting names to run")
+    parser.add_argument(
+        "--speed-task", default="", help="time on this synthetic task's test prompts"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
@@ -241,7 +258,7 @@ def main() -> None:
     methods = args.methods.split(",")
     if not args.skip_speed:
         for method in methods:
-            cells = cells_of(args.run, method)
+            cells = cells_of(args.run, method, [args.speed_task] if args.speed_task else None)
             if not cells:
                 continue
             settings = dict(SPEED_SETTINGS)
