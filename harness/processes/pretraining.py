@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 TINY_TEMPLATE = "plain"  # the tiny models' prompt format in pretraining, fine-tuning and evaluation
 CHANCE = {"synth_math": 0.10, "synth_choice": 0.25, "synth_code": 1 / 6}
-REPORT_FILE = "pretrain_report.json"
-EXTRA_STREAM = 7_919  # the second generator's seed offset (extra batches)  # written last: a folder with it is a complete base
+REPORT_FILE = "pretrain_report.json"  # written last: a folder with it is a complete base
+EXTRA_STREAM = 7_919  # the second generator's seed offset (extra batches)
 
 Pair = tuple[list[int], list[int]]  # (prompt ids, answer ids)
 

@@ -90,14 +90,13 @@ def process_problems(cells: list[CellConfig]) -> list[str]:
         if family is None:  # a sandbox: its cells check themselves
             continue
         process = get_process(get_family(family).process)
-        found = process.preflight(cell) if process.preflight is not None else None
-        if process.name != "masked":
+        found = [process.preflight(cell) if process.preflight is not None else None]
+        if process.name != "masked":  # the EOS tail is a masked-diffusion padding
             try:
                 cell.train.refuse_eos_tail(process.name)
             except BenchError as err:
-                found = f"{cell.model}: {err}"
-        if found and found not in problems:
-            problems.append(found)
+                found.append(f"{cell.model}: {err}")
+        problems += [line for line in found if line and line not in problems]
     return problems
 
 
