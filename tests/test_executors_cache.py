@@ -106,3 +106,16 @@ def test_a_causal_base_is_restored_for_the_next_cell(method):
     restore_base(dlm)
     assert dlm.channel is not old_channel and "_bench_adapter" not in vars(dlm)
     assert isinstance(dlm, CausalLM) and type(dlm.backbone).__name__.endswith("ForCausalLM")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", 1), ("3", 3), ("", None), ("0", None), ("two", None)]
+)
+def test_the_in_process_worker_takes_omp_num_threads_when_it_is_set(monkeypatch, value, expected):
+    import os
+
+    from harness.run.executors.inprocess import InProcessExecutor
+
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert InProcessExecutor("cpu").threads == (expected or os.cpu_count())
+    assert InProcessExecutor("cpu", threads=2).threads == 2

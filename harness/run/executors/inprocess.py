@@ -1,5 +1,6 @@
-"""One cell at a time in this process, with every core (CPU) or one GPU; the base stays loaded
-between cells on the same model (``model_cache.py``)."""
+"""One cell at a time in this process, with every core (CPU; ``OMP_NUM_THREADS`` threads when
+that is set) or one GPU; the base stays loaded between cells on the same model
+(``model_cache.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ from harness.run.executors.model_cache import BaseModelCache
 WORKER = "main"
 
 
+def omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` when set to a positive number: a user who gives a run one thread (two
+    runs side by side on two cores) gets one; every core instead would oversubscribe them, and
+    spinning OpenMP threads then slow both runs several times over."""
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 class InProcessExecutor:
     name = "in-process"
 
@@ -21,7 +33,7 @@ class InProcessExecutor:
     ) -> None:
         self.device = device
         self.cache = BaseModelCache() if reuse_base else None
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or omp_threads() or os.cpu_count() or 1
 
     def workers(self) -> list[tuple[str, str, str]]:
         """(name, device, node) of each worker, for the dry run's plan."""
