@@ -11,11 +11,12 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: demo test lint format venv clean
 
-# pip would byte-compile every module of every package it installs, one file after another: 40
-# of the 70 s a fresh venv took. It installs without that (--no-compile); then one import of
-# bench's entry points compiles what `make demo` runs (PYTHONDONTWRITEBYTECODE is emptied
-# there so that even an environment which sets it gets the compiled files), and `make test`,
-# which imports far more, compiles the rest on all cores (COMPILED).
+# pip would byte-compile every module of every package it installs, one file after another:
+# most of a fresh venv's time (docs/measurements.md, the demo's time). It installs without that
+# (--no-compile); then one import of bench's entry points compiles what `make demo` runs
+# (PYTHONDONTWRITEBYTECODE is emptied there so that even an environment which sets it gets the
+# compiled files), and `make test`, which imports far more, compiles the rest on all cores
+# (COMPILED).
 WARM := harness.cli.app harness.run.executors.worker harness.run.cell harness.processes.training \
 	harness.processes.masked.evaluate methods.nara methods.dora reports.build matplotlib.pyplot
 COMPILED := $(VENV)/.compiled
