@@ -66,7 +66,9 @@ def _cpu_seconds() -> float:
     )
 
 
-def _env_int(name: str) -> int | None:
+def env_int(name: str) -> int | None:
+    """A positive integer from the environment variable ``name``; None when unset, empty, not a
+    number, or not positive."""
     try:
         value = int(os.environ.get(name, ""))
     except ValueError:
@@ -76,12 +78,12 @@ def _env_int(name: str) -> int | None:
 
 def run_threads(threads: int) -> int:
     """The threads the whole run puts on this host; this process's own when no executor said."""
-    return _env_int(RUN_THREADS_ENV) or threads
+    return env_int(RUN_THREADS_ENV) or threads
 
 
 def worker_threads_hint() -> int | None:
     """This worker's threads, as its executor set them (None outside an executor's worker)."""
-    return _env_int(WORKER_THREADS_ENV)
+    return env_int(WORKER_THREADS_ENV)
 
 
 def announce_threads(worker: int, run: int | None) -> None:

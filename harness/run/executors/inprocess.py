@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 
+from harness.ground.machine_load import env_int
 from harness.run.cell import Monitor
 from harness.run.executors.job import Placement
 from harness.run.executors.model_cache import BaseModelCache
@@ -18,11 +19,7 @@ def omp_threads() -> int | None:
     """``OMP_NUM_THREADS`` when set to a positive number: a user who gives a run one thread (two
     runs side by side on two cores) gets one; every core instead would oversubscribe them, and
     spinning OpenMP threads then slow both runs several times over."""
-    try:
-        value = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        return None
-    return value if value > 0 else None
+    return env_int("OMP_NUM_THREADS")
 
 
 class InProcessExecutor:
