@@ -18,7 +18,11 @@ def pretrain(
         int | None, typer.Option(help="Training steps (default: the cached config's).")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Pretrain again even if a cached base exists.")
+        bool,
+        typer.Option(
+            help="Pretrain from scratch even if a cached base exists or a copy of it ships with "
+            "bench (then compared with that copy)."
+        ),
     ] = False,
     eos_tail_every: Annotated[
         int | None,
@@ -31,10 +35,14 @@ def pretrain(
         typer.Option(help="add (default): added to a plain update; replace: takes the update."),
     ] = None,
 ) -> None:
-    """Pretrain the embedded tiny dLLM on the synthetic corpus and cache it (BENCH_CACHE)."""
+    """Pretrain the embedded tiny dLLM on the synthetic corpus and cache it (BENCH_CACHE).
+
+    The default base ships with bench and is installed rather than pretrained; --force pretrains
+    it from scratch and says whether this machine built the same weights."""
     import dataclasses
     import json
 
+    from harness.models.shipped import compare_weights, shipped_base
     from harness.processes.masked.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
 
     tail = {"eos_tail_every": eos_tail_every, "eos_tail_mode": eos_tail_mode}
@@ -48,12 +56,15 @@ def pretrain(
         import shutil
 
         shutil.rmtree(folder)
-    folder = ensure_tiny_base(config)
+    folder = ensure_tiny_base(config, from_scratch=force)
     report = json.loads((folder / "pretrain_report.json").read_text())
     console.print(f"tiny base: [bold]{folder}[/bold]")
     console.print(f"pretraining time {report['train_time_s']} s, params {report['params']:,}")
     for name, acc in report["accuracy"].items():
         console.print(f"  {name}: accuracy {acc:.2f} (chance {report['chance'][name]:.2f})")
+    shipped = shipped_base(folder.name)
+    if force and shipped is not None:
+        console.print(f"against the copy bench ships: {compare_weights(folder, shipped)}")
 
 
 @app.command()

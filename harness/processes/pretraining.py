@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import platform
 import random
 import shutil
 import time
@@ -152,7 +153,9 @@ def config_key(config, version: int, omit: tuple[str, ...] = ()) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def ensure_cached(folder: Path, build: Callable[[Path], object], what: str) -> Path:
+def ensure_cached(
+    folder: Path, build: Callable[[Path], object], what: str, doing: str = "pretraining one (once)"
+) -> Path:
     """``folder``, built by ``build(folder)`` first if it holds no complete base yet.
 
     A file lock makes concurrent processes (one per GPU) wait for a single pretraining run, and
@@ -164,7 +167,7 @@ def ensure_cached(folder: Path, build: Callable[[Path], object], what: str) -> P
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (folder / REPORT_FILE).is_file():
-            log.info("no cached %s: pretraining one (once) into %s", what, folder)
+            log.info("no cached %s: %s into %s", what, doing, folder)
             build(folder)
     return folder
 
@@ -258,6 +261,12 @@ def pretraining_report(
         "accuracy": accuracy,
         "chance": CHANCE,
         "threads": torch.get_num_threads(),
+        # what the weights' last bits depend on: another machine's kernels round differently
+        "built_with": {
+            "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(),
+        },
     }
 
 

@@ -29,6 +29,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from harness.ground.digest import file_sha256
 from harness.ground.errors import BenchError
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _base_files(folder: Path) -> dict[str, str]:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _BASE_DIGESTS:
-            _BASE_DIGESTS[key] = _sha256(path)
+            _BASE_DIGESTS[key] = file_sha256(path)
         out[path.name] = _BASE_DIGESTS[key]
     return out
 
@@ -83,14 +84,6 @@ def base_identity(model) -> dict[str, Any]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAMP_FILE)
 
@@ -99,7 +92,7 @@ def write_stamp(folder: Path, cell, base: dict[str, Any]) -> Path:
     """Stamp a just-saved adapter folder (call it on the staging folder, before the rename)."""
     folder = Path(folder)
     files = {
-        p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
         for p in _files(folder)
     }
     stamp = {
@@ -165,7 +158,7 @@ def reuse_problem(folder: Path, cell, verify_hashes: bool = False) -> str | None
                 f"the saved adapter is incomplete: {name} has {path.stat().st_size} bytes, "
                 f"{meta.get('bytes')} were saved"
             )
-        if verify_hashes and _sha256(path) != meta.get("sha256"):
+        if verify_hashes and file_sha256(path) != meta.get("sha256"):
             return f"the saved adapter is damaged: {name} differs from what was saved (SHA-256)"
     extra = sorted(set(present) - set(files))
     if extra:

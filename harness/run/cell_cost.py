@@ -105,7 +105,7 @@ def parameter_counts(cell, arch=None) -> tuple[int | None, int | None]:
 
 
 def _tiny_folder(model: str) -> str | None:
-    """The cached tiny base's folder for the ``tiny`` / ``tiny-ar`` aliases, if built."""
+    """The tiny base's folder for the ``tiny`` / ``tiny-ar`` aliases, if built or shipped."""
     if model == "tiny":
         from harness.processes.masked.pretrain import tiny_base_dir
 
@@ -116,7 +116,12 @@ def _tiny_folder(model: str) -> str | None:
         folder = tiny_ar_base_dir()
     else:
         return None
-    return str(folder) if (folder / "config.json").is_file() else None
+    if (folder / "config.json").is_file():
+        return str(folder)
+    from harness.models.shipped import shipped_base
+
+    shipped = shipped_base(folder.name)
+    return str(shipped) if shipped is not None else None
 
 
 def estimate(request: CellRequest, device: DeviceKind | None = None) -> Cost:

@@ -18,6 +18,7 @@ import torch
 
 from harness.ground.errors import BenchError
 from harness.models.dlm import DiffusionLM, ModelInfo
+from harness.models.shipped import install, shipped_base
 from harness.models.tiny import TinyDLLM, TinyDLLMConfig
 from harness.processes.masked.forward import (
     MaskingConfig,
@@ -125,12 +126,22 @@ def tiny_base_dir(config: PretrainConfig = PretrainConfig()) -> Path:
     return cache_dir() / f"tiny-base-{config.key()}"
 
 
-def ensure_tiny_base(config: PretrainConfig = PretrainConfig(), show_progress: bool = True) -> Path:
-    """The cached tiny base for this config, pretraining it first (once) if it does not exist."""
+def ensure_tiny_base(
+    config: PretrainConfig = PretrainConfig(),
+    show_progress: bool = True,
+    from_scratch: bool = False,
+) -> Path:
+    """The cached tiny base for this config, built first (once) if it does not exist: installed
+    from the copy that ships with bench when one does under this config's key (the default's,
+    harness/models/shipped.py), else pretrained; ``from_scratch`` pretrains it either way."""
+    folder = tiny_base_dir(config)
+    shipped = None if from_scratch else shipped_base(folder.name)
+    if shipped is not None:
+        return ensure_cached(
+            folder, lambda to: install(shipped, to), "tiny base", "installing the copy bench ships"
+        )
     return ensure_cached(
-        tiny_base_dir(config),
-        lambda folder: pretrain(config, folder, show_progress=show_progress),
-        "tiny base",
+        folder, lambda to: pretrain(config, to, show_progress=show_progress), "tiny base"
     )
 
 
