@@ -216,3 +216,52 @@ def build_variant(tmp_path: Path, variant: str, seed: int = 0) -> Path:
     else:
         _write_tokenizer(folder, SPECIALS, "<bos>", "<eos>", "<pad>", None, None)
     return folder
+
+
+# What the DiffusionGemma tests train: every method, their small settings, four pairs, two steps.
+METHODS = ["lora", "dora", "static_core", "nara", "binned_lora"]
+FIELDS = {"nara": {"hidden_sizes": (8, 8)}, "binned_lora": {"bins": 4}}
+PAIRS = [("Q: 1+2=", " 3"), ("Q: 20+22=", " 42"), ("Say hi.", " hi"), ("Q: 5-1=", " 4")]
+
+
+def train_config(**overrides):
+    from harness.config.cell import TrainConfig
+
+    fields = dict(
+        steps=2,
+        batch_size=2,
+        grad_accum=1,
+        lr=0.05,
+        warmup_ratio=0.0,
+        val_examples=0,
+        max_length=64,
+    )
+    return TrainConfig(**{**fields, **overrides})
+
+
+def encoded_pairs(dlm) -> list[tuple[list[int], list[int]]]:
+    tok = dlm.tokenizer
+    return [(tok.encode_prompt(p), tok.encode(a)) for p, a in PAIRS]
+
+
+def probe(dlm, first_prompt: str = "Q: 1+2="):
+    """Two left-padded prompts, a fixed random canvas of the model's length and two noise
+    levels: the inputs of ``canvas_logits`` that the tests compare models on."""
+    from harness.models.diffusion_gemma import base_model
+
+    tok = dlm.tokenizer
+    prompts = [tok.encode_prompt(first_prompt), tok.encode_prompt("ab")]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
+    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    config = base_model(dlm.backbone).config
+    vocab, length = config.text_config.vocab_size, config.canvas_length
+    canvas = torch.randint(0, vocab, (2, length), generator=torch.Generator().manual_seed(3))
+    return ids, attention, canvas, torch.tensor([0.25, 0.875])
+
+
+def probe_logits(dlm, first_prompt: str = "Q: 1+2="):
+    from harness.processes.uniform.forward import canvas_logits
+
+    with torch.no_grad():
+        return canvas_logits(dlm, *probe(dlm, first_prompt))

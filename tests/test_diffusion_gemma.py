@@ -13,7 +13,6 @@ import pytest
 import torch
 from transformers.models.diffusion_gemma import generation_diffusion_gemma as gen
 
-from harness.config.cell import TrainConfig
 from harness.ground.errors import BenchError
 from harness.models.diffusion_gemma import base_model
 from harness.models.loader import load_model
@@ -30,16 +29,21 @@ from harness.processes.uniform.forward import (
 )
 from harness.processes.uniform.sampler import GemmaSamplingConfig, generate_canvas
 from methods.registry import get_method, load_adapter
-from tests.diffusion_gemma_models import CANVAS, VOCAB, build_diffusion_gemma
+from tests.diffusion_gemma_models import (
+    CANVAS,
+    FIELDS,
+    METHODS,
+    PAIRS,
+    VOCAB,
+    build_diffusion_gemma,
+    encoded_pairs,
+    probe,
+    probe_logits,
+    train_config,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-METHODS = ["lora", "dora", "static_core", "nara", "binned_lora"]
-FIELDS = {"nara": {"hidden_sizes": (8, 8)}, "binned_lora": {"bins": 4}}
-PAIRS = [("Q: 1+2=", " 3"), ("Q: 20+22=", " 42"), ("Say hi.", " hi"), ("Q: 5-1=", " 4")]
-TRAIN = TrainConfig(
-    steps=2, batch_size=2, grad_accum=1, lr=0.05, warmup_ratio=0.0, val_examples=0, max_length=64
-)
 SAMPLING = GemmaSamplingConfig(
     max_new_tokens=2 * CANVAS,
     max_denoising_steps=4,
@@ -54,21 +58,6 @@ SAMPLING = GemmaSamplingConfig(
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return build_diffusion_gemma(tmp_path_factory.mktemp("dgemma"))
-
-
-def _probe(dlm):
-    tok = dlm.tokenizer
-    prompts = [tok.encode_prompt("Q: 1+2="), tok.encode_prompt("ab")]
-    width = max(map(len, prompts))
-    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
-    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    canvas = torch.randint(0, VOCAB, (2, CANVAS), generator=torch.Generator().manual_seed(3))
-    return ids, attention, canvas, torch.tensor([0.25, 0.875])
-
-
-def _logits(dlm):
-    with torch.no_grad():
-        return canvas_logits(dlm, *_probe(dlm))
 
 
 def _record(dlm) -> list[list[float]]:
@@ -120,13 +109,13 @@ def test_loads_by_model_type_text_attention_targets_and_one_line_errors(folder, 
 
 
 def test_nara_at_init_equals_lora_and_the_base(folder):
-    base = _logits(load_model(str(folder), "cpu"))
+    base = probe_logits(load_model(str(folder), "cpu"))
     for name in ("lora", "nara"):
         dlm = load_model(str(folder), "cpu")
         method = get_method(name)
         torch.manual_seed(0)
         method.apply(dlm, method.config(rank=4, **FIELDS.get(name, {})))
-        torch.testing.assert_close(_logits(dlm), base, rtol=0, atol=1e-6)
+        torch.testing.assert_close(probe_logits(dlm), base, rtol=0, atol=1e-6)
 
 
 def test_training_levels_are_the_fraction_of_canvas_drawn_from_noise(folder):
@@ -201,18 +190,18 @@ def test_generate_levels_follow_the_sampler_at_every_step(folder, monkeypatch, n
 def test_every_method_trains_saves_reloads_and_samples(folder, method, tmp_path):
     dlm = load_model(str(folder), "cpu")
     tok = dlm.tokenizer
-    data = [(tok.encode_prompt(p), tok.encode(a)) for p, a in PAIRS]
+    data = encoded_pairs(dlm)
     torch.manual_seed(0)
     m = get_method(method)
     adapter = m.apply(dlm, m.config(rank=4, **FIELDS.get(method, {})))
-    result = train_adapter(dlm, adapter, data, data[:2], TRAIN, seed=0)
+    result = train_adapter(dlm, adapter, data, data[:2], train_config(), seed=0)
     assert len(result.curve) == 2 and result.val_bins and result.best_val_loss < 100
-    expected = _logits(dlm)
+    expected = probe_logits(dlm)
     base = load_model(str(folder), "cpu")
-    assert not torch.allclose(_logits(base), expected, atol=1e-6), "training did nothing"
+    assert not torch.allclose(probe_logits(base), expected, atol=1e-6), "training did nothing"
     adapter.save(tmp_path / "adapter")
     load_adapter(base, tmp_path / "adapter")
-    torch.testing.assert_close(_logits(base.eval()), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(probe_logits(base.eval()), expected, rtol=0, atol=1e-6)
     completions, stats = generate_canvas(base, [tok.encode_prompt("Q: 7+1=")], SAMPLING)
     assert len(completions) == 1 and stats.decoder_forwards > 0
 
@@ -248,13 +237,11 @@ def test_gradient_checkpointing_trains_the_same_nara(folder):
     params = []
     for checkpointing in (False, True):
         dlm = load_model(str(folder), "cpu")
-        tok = dlm.tokenizer
-        data = [(tok.encode_prompt(p), tok.encode(a)) for p, a in PAIRS]
         torch.manual_seed(0)
         m = get_method("nara")
         adapter = m.apply(dlm, m.config(rank=4, **FIELDS["nara"]))
-        config = TrainConfig(**{**TRAIN.__dict__, "gradient_checkpointing": checkpointing})
-        train_adapter(dlm, adapter, data, [], config, seed=0)
+        config = train_config(gradient_checkpointing=checkpointing)
+        train_adapter(dlm, adapter, encoded_pairs(dlm), [], config, seed=0)
         params.append([p.detach().clone() for p in adapter.trainable_parameters()])
     for plain, checkpointed in zip(*params, strict=True):
         torch.testing.assert_close(plain, checkpointed, rtol=1e-5, atol=1e-6)
@@ -262,5 +249,5 @@ def test_gradient_checkpointing_trains_the_same_nara(folder):
     layer = base_model(dlm.backbone).model.decoder.layers[0].self_attn.q_proj
     layer.register_forward_hook(lambda *_: calls.append(1))
     dlm.train()
-    canvas_logits(dlm, *_probe(dlm)).square().mean().backward()
+    canvas_logits(dlm, *probe(dlm)).square().mean().backward()
     assert len(calls) == 2  # the decoder layer really ran again during backward

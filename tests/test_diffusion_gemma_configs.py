@@ -18,7 +18,6 @@ import torch
 from transformers import DiffusionGemmaForBlockDiffusion
 from transformers.models.diffusion_gemma import generation_diffusion_gemma as gen
 
-from harness.config.cell import TrainConfig
 from harness.models.diffusion_gemma import base_model
 from harness.models.loader import load_model
 from harness.processes.sampler_stats import SamplingStats
@@ -33,16 +32,22 @@ from harness.processes.uniform.sampler import (
 )
 from harness.run.executors.model_cache import BaseModelCache
 from methods.registry import get_method, load_adapter
-from tests.diffusion_gemma_models import VARIANTS, WIDE_GLOBAL, build_diffusion_gemma, build_variant
+from tests.diffusion_gemma_models import (
+    FIELDS,
+    METHODS,
+    VARIANTS,
+    WIDE_GLOBAL,
+    build_diffusion_gemma,
+    build_variant,
+    encoded_pairs,
+    probe_logits,
+    train_config,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-METHODS = ["lora", "dora", "static_core", "nara", "binned_lora"]
-FIELDS = {"nara": {"hidden_sizes": (8, 8)}, "binned_lora": {"bins": 4}}
-PAIRS = [("Q: 1+2=", " 3"), ("Q: 20+22=", " 42"), ("Say hi.", " hi"), ("Q: 5-1=", " 4")]
-TRAIN = TrainConfig(
-    steps=2, batch_size=2, grad_accum=1, lr=0.05, warmup_ratio=0.0, val_examples=0, max_length=64
-)
+# longer than the wide-global variant's window of 4, so its sliding layers mask
+LONG_PROMPT = "Q: 1+2= and some more"
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
@@ -63,39 +68,23 @@ def _sizes(dlm) -> tuple[int, int]:
     return config.canvas_length, config.text_config.vocab_size
 
 
-def _logits(dlm):
-    from harness.processes.uniform.forward import canvas_logits
-
-    tok = dlm.tokenizer
-    prompts = [tok.encode_prompt("Q: 1+2= and some more"), tok.encode_prompt("ab")]
-    width = max(map(len, prompts))
-    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
-    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    canvas_length, vocab = _sizes(dlm)
-    canvas = torch.randint(0, vocab, (2, canvas_length), generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        return canvas_logits(dlm, ids, attention, canvas, torch.tensor([0.25, 0.875]))
-
-
-def _data(dlm):
-    tok = dlm.tokenizer
-    return [(tok.encode_prompt(p), tok.encode(a)) for p, a in PAIRS]
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_trains_saves_reloads_and_samples(variant, method, tmp_path):
     dlm = load_model(str(variant), "cpu")
     torch.manual_seed(0)
     m = get_method(method)
     adapter = m.apply(dlm, m.config(rank=4, **FIELDS.get(method, {})))
-    result = train_adapter(dlm, adapter, _data(dlm), _data(dlm)[:2], TRAIN, seed=0)
+    data = encoded_pairs(dlm)
+    result = train_adapter(dlm, adapter, data, data[:2], train_config(), seed=0)
     assert len(result.curve) == 2 and result.val_bins and result.best_val_loss < 100
-    expected = _logits(dlm)
+    expected = probe_logits(dlm, LONG_PROMPT)
     base = load_model(str(variant), "cpu")
-    assert not torch.allclose(_logits(base), expected, atol=1e-6), "training did nothing"
+    assert not torch.allclose(probe_logits(base, LONG_PROMPT), expected, atol=1e-6), (
+        "training did nothing"
+    )
     adapter.save(tmp_path / "adapter")
     load_adapter(base, tmp_path / "adapter")
-    torch.testing.assert_close(_logits(base.eval()), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(probe_logits(base.eval(), LONG_PROMPT), expected, rtol=0, atol=1e-6)
     canvas_length, _ = _sizes(base)
     prompt = base.tokenizer.encode_prompt("Q: 7+1=")
     completions, stats = generate_canvas(base, [prompt], GemmaSamplingConfig(canvas_length))
@@ -110,11 +99,11 @@ def test_a_kept_base_runs_every_method_cell_after_cell_with_the_levels(any_folde
         torch.manual_seed(0)
         m = get_method(method)
         adapter = m.apply(dlm, m.config(rank=4, **FIELDS.get(method, {})))
-        one_step = TrainConfig(**{**TRAIN.__dict__, "steps": 1})
-        train_adapter(dlm, adapter, _data(dlm), [], one_step, seed=0)
+        one_step = train_config(steps=1)
+        train_adapter(dlm, adapter, encoded_pairs(dlm), [], one_step, seed=0)
         seen = []
         dlm.channel.subscribe(lambda level, seen=seen: seen.append(level.tolist()))
-        data = _data(dlm)
+        data = encoded_pairs(dlm)
         rate = torch.tensor([0.2, 0.9])
         batch = corrupt([p for p, _ in data[:2]], [a for _, a in data[:2]], dlm, rate=rate)
         with torch.no_grad():

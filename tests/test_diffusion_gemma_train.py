@@ -18,11 +18,10 @@ from harness.processes.training import objective_for, train_adapter, validate_un
 from harness.processes.uniform.objective import UniformNoiseObjective
 from methods.dropout import GapDropout
 from methods.registry import get_method
-from tests.diffusion_gemma_models import build_diffusion_gemma
+from tests.diffusion_gemma_models import PAIRS, build_diffusion_gemma
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-PAIRS = [("Q: 1+2=", " 3"), ("Q: 20+22=", " 42"), ("Say hi.", " hi"), ("Q: 5-1=", " 4")]
 CONFIG = TrainConfig(
     steps=3,
     batch_size=2,

@@ -57,9 +57,10 @@ class PretrainConfig(TinyBaseConfig):
     without a tail, and adds a tail batch's loss, times ``eos_tail_weight``, to every
     ``eos_tail_every``-th update (its rows and masks from a second generator); "replace" makes
     that update a tail batch instead of a plain one. Replacing cost the demo's fine-tuning most
-    of its headroom on synth_math_unseen; adding at weight 0.5 keeps the plain-sampler accuracy
-    at gen 256 (block 32) equal to gen 16 (block 4) on every family of the mix, and within 2
-    points on the unseen ones but parity, which the base never learned (docs/measurements.md).
+    of its headroom on synth_math_unseen; adding at weight 0.5 keeps the base answering at gen
+    256 (block 32), within 2 points of gen 16 (block 4) on every family but parity for one build
+    of the default, but up to 14 points off on some families for others, the shipped one
+    included (docs/measurements.md, the shipped base at gen 256).
 
     ``eos_tail_normalize``: "response" divides each example's loss by its whole padded response
     (LLaDA's answer length counts the padding); "answer" by its answer and one EOS, so that the
