@@ -94,7 +94,7 @@ def install(clock: PhaseClock) -> None:
     import harness.run.cell as cell
     import tasks.evaluate as task_eval
 
-    clock.wrap(cell, "load_model", "load")
+    clock.wrap(cell, "checkout_model", "load")
     clock.wrap(cell, "training_split", "load")
     clock.wrap(masked_objective, "validation_loss", "validate")
     clock.wrap(masked_evaluate, "generate", "sample")
