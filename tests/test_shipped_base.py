@@ -122,3 +122,17 @@ def test_pretraining_the_default_from_scratch_builds_the_shipped_base(tmp_path, 
     for family, acc in theirs["accuracy"].items():
         spread = math.sqrt(2 * acc * (1 - acc) / n) or 1 / n
         assert abs(ours["accuracy"][family] - acc) / spread < 3, (family, ours, theirs)
+
+
+def test_bench_pretrain_says_it_installed_the_shipped_copy(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(masked_pretrain, "pretrain", _no_pretraining)
+    monkeypatch.setattr("sys.argv", ["bench", "pretrain"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code in (0, None)
+    assert "the copy that ships with bench" in out and "--force pretrains it here" in out
+    assert (tiny_base_dir() / "model.safetensors").is_file()

@@ -58,11 +58,17 @@ def pretrain(
         shutil.rmtree(folder)
     folder = ensure_tiny_base(config, from_scratch=force)
     report = json.loads((folder / "pretrain_report.json").read_text())
+    shipped = shipped_base(folder.name)
     console.print(f"tiny base: [bold]{folder}[/bold]")
+    if shipped is not None and not force:
+        built = report.get("built_with", {})
+        console.print(
+            f"the copy that ships with bench (pretrained with torch {built.get('torch', '?')}, "
+            f"{built.get('cpu_capability', '?')} kernels); --force pretrains it here"
+        )
     console.print(f"pretraining time {report['train_time_s']} s, params {report['params']:,}")
     for name, acc in report["accuracy"].items():
         console.print(f"  {name}: accuracy {acc:.2f} (chance {report['chance'][name]:.2f})")
-    shipped = shipped_base(folder.name)
     if force and shipped is not None:
         console.print(f"against the copy bench ships: {compare_weights(folder, shipped)}")
 
