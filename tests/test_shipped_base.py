@@ -64,6 +64,19 @@ def test_a_damaged_copy_is_refused_in_one_line_and_nothing_is_installed(tmp_path
     assert not list((tmp_path / "cache").glob("*.tmp-*"))
 
 
+def test_a_copy_missing_a_listed_file_is_refused(tmp_path, monkeypatch):
+    bases = tmp_path / "bases"
+    source = shipped_base(tiny_base_dir().name)
+    shutil.copytree(source, bases / source.name)
+    (bases / source.name / "config.json").unlink()
+    monkeypatch.setattr(shipped, "BASES", bases)
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(masked_pretrain, "pretrain", _no_pretraining)
+    with pytest.raises(BenchError, match="config.json does not match"):
+        ensure_tiny_base()
+    assert not tiny_base_dir().exists()
+
+
 def test_another_config_is_pretrained(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
     built = []
