@@ -12,27 +12,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.config.cell import TrainConfig
 from harness.models.loader import load_model
 from harness.processes.training import objective_for, train_adapter, validate_untrained
 from harness.processes.uniform.objective import UniformNoiseObjective
 from methods.dropout import GapDropout
 from methods.registry import get_method
-from tests.diffusion_gemma_models import PAIRS, build_diffusion_gemma
+from tests.diffusion_gemma_models import PAIRS, build_diffusion_gemma, train_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CONFIG = TrainConfig(
-    steps=3,
-    batch_size=2,
-    grad_accum=2,
-    lr=0.05,
-    warmup_ratio=0.0,
-    val_examples=0,
-    max_length=64,
-    val_every=1,
-    noise_bins=2,
-)
+# the shared two-row batches at lr 0.05, here 3 updates of 2 micro-batches, validated each update
+CONFIG = train_config(steps=3, grad_accum=2, val_every=1, noise_bins=2)
 BASE_BINS = [5.357561270395915, 5.486624717712402]
 CURVE = [
     (5.44345760345459, 5.3890587488810215),
