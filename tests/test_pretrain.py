@@ -69,8 +69,8 @@ def test_ensure_tiny_base_builds_once_into_the_cache(tmp_path, monkeypatch):
 def test_default_base_beats_chance_on_every_synthetic_family():
     """One-sided binomial test per family: accuracy above chance with z > 3 (p < 0.002).
 
-    Builds the default tiny base when it is not cached yet (about 4 minutes on 2 cores), exactly
-    as `bench run --model tiny` would, so this test never silently skips.
+    Gets the default tiny base exactly as `bench run --model tiny` would (installing the copy
+    that ships with bench when it is not cached yet), so this test never silently skips.
     """
     report = json.loads((ensure_tiny_base() / "pretrain_report.json").read_text())
     n = report["config"]["eval_examples"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 
 import pytest
@@ -15,6 +14,7 @@ from harness.models import shipped
 from harness.models.shipped import MANIFEST, compare_weights, manifest, shipped_base
 from harness.processes.masked import pretrain as masked_pretrain
 from harness.processes.masked.pretrain import PretrainConfig, ensure_tiny_base, tiny_base_dir
+from harness.processes.pretraining import build_environment
 from tests.conftest import SMALL_BASE
 
 
@@ -117,24 +117,36 @@ def test_compare_weights_says_identical_or_how_far_apart(tmp_path):
     )
 
 
+class _Stop(Exception):
+    pass
+
+
 @pytest.mark.slow
-def test_pretraining_the_default_from_scratch_builds_the_shipped_base(tmp_path, monkeypatch):
-    """Bit for bit on a machine like the one that built the copy (the same torch and CPU
-    kernels, recorded in its report); elsewhere kernels round differently, and the rebuilt base
-    must reach the same accuracy within sampling noise (z < 3 per family)."""
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+def test_pretraining_the_default_from_scratch_follows_the_shipped_base(tmp_path):
+    """The first 100 of the 800 updates, against the loss curve in the copy's report (every 4th
+    update): the same numbers, bit for bit, on a machine like the one that built the copy (the
+    same torch and CPU kernels, recorded in its report); elsewhere kernels round differently and
+    the curves must agree to 1%. A tenth of a full pretraining, so CI stays short; `bench
+    pretrain --force` compares the whole base."""
     source = shipped_base(tiny_base_dir().name)
-    built = ensure_tiny_base(show_progress=False, from_scratch=True)
-    ours = json.loads((built / "pretrain_report.json").read_text())
     theirs = json.loads((source / "pretrain_report.json").read_text())
-    if ours["built_with"] == theirs["built_with"]:
-        assert compare_weights(built, source) == "the same weights, bit for bit"
-        assert ours["accuracy"] == theirs["accuracy"]
-        return
-    n = ours["config"]["eval_examples"]
-    for family, acc in theirs["accuracy"].items():
-        spread = math.sqrt(2 * acc * (1 - acc) / n) or 1 / n
-        assert abs(ours["accuracy"][family] - acc) / spread < 3, (family, ours, theirs)
+    every = max(1, PretrainConfig().steps // 200)  # how the report samples its curve
+    ours: list[float] = []
+
+    def record(step, loss):
+        ours.append(loss)
+        if len(ours) == 100:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        masked_pretrain.pretrain(PretrainConfig(), tmp_path / "base", False, on_step=record)
+    expected = theirs["loss_curve"][: 100 // every]
+    sampled = ours[::every]
+    assert len(sampled) == len(expected) == 25
+    if build_environment() == theirs["built_with"]:
+        assert sampled == expected
+    else:
+        assert sampled == pytest.approx(expected, rel=1e-2)
 
 
 def test_bench_pretrain_says_it_installed_the_shipped_copy(tmp_path, monkeypatch, capsys):

@@ -261,12 +261,17 @@ def pretraining_report(
         "accuracy": accuracy,
         "chance": CHANCE,
         "threads": torch.get_num_threads(),
-        # what the weights' last bits depend on: another machine's kernels round differently
-        "built_with": {
-            "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "machine": platform.machine(),
-        },
+        "built_with": build_environment(),
+    }
+
+
+def build_environment() -> dict[str, str]:
+    """What a base's last bits depend on besides its config: another torch or another CPU's
+    kernels round differently, so the same seed builds slightly different weights."""
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
     }
 
 
