@@ -40,6 +40,7 @@ from reports.tables import (
     footnotes,
     layout,
     main_tables,
+    seed_tables,
     stats_tables,
 )
 from reports.theory import CHECKS as THEORY_CHECKS
@@ -219,6 +220,14 @@ def _environment_lines(records: list[Record]) -> list[str]:
     )
     devices = sorted({str(r.environment.device_name) for r in records if r.environment.device_name})
     threads = sorted({str(r.environment.threads) for r in records if r.environment.threads})
+    # the CPU's kernels decide the rounding only where the cell ran on the CPU
+    kernels = sorted(
+        {
+            str(r.environment.cpu_kernels)
+            for r in records
+            if r.environment.cpu_kernels and str(r.environment.device_name).startswith("cpu")
+        }
+    )
     pythons = sorted({str(r.environment.python) for r in records if r.environment.python})
     packages: dict[str, set[str]] = {}
     for r in records:
@@ -229,6 +238,8 @@ def _environment_lines(records: list[Record]) -> list[str]:
         lines.append(f"- devices: {', '.join(devices)}")
     if threads:
         lines.append(f"- threads: {', '.join(threads)}")
+    if kernels:
+        lines.append(f"- CPU kernels (cells run on the CPU): {', '.join(kernels)}")
     if pythons:
         lines.append(f"- python: {', '.join(pythons)}")
     if packages:
@@ -236,6 +247,11 @@ def _environment_lines(records: list[Record]) -> list[str]:
         lines.append(f"- packages: {pk}")
     if len(commits) > 1:
         lines.append("- **warning**: the records come from more than one code version.")
+    if len(kernels) > 1:
+        lines.append(
+            "- **warning**: the records were trained under more than one CPU kernel set; each "
+            "rounds differently, so the same cell can score differently under each."
+        )
     return lines
 
 
@@ -322,7 +338,7 @@ def build_report(
 
     lines += ["## Statistics", ""]
     s_tables, s_long = stats_tables(frame, data.examples, lay)
-    for t in s_tables:
+    for t in [*s_tables, *seed_tables(data.examples, frame, lay)]:
         lines += _table_markdown(t, out)
     atomic_write_text(out / "stats_long.csv", s_long.to_csv(index=False))
 

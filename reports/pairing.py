@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from reports.power import mde_text, minimum_detectable_effect, observed_discordance
-from reports.stats import BootstrapCI, bootstrap_mean_ci, paired_differences
+from reports.stats import BootstrapCI, bootstrap_mean_ci, paired_differences, seed_differences
 
 CI_MARK = "*"
 NOT_PAIRED = "not paired: scored sets differ"
@@ -55,12 +55,20 @@ def scored_sets_differ(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 @dataclass(frozen=True)
 class PairedResult:
-    """One paired comparison: the bootstrap interval, the discordance and the MDE; or a refusal."""
+    """One paired comparison: the bootstrap interval, the discordance and the MDE; or a refusal.
+    ``per_seed``: the mean difference of each seed's pair of adapters, by seed."""
 
     ci: BootstrapCI
     discordance: float = math.nan
     mde: float = math.nan
     refused: bool = False
+    per_seed: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def seeds_disagree(self) -> bool:
+        """One seed's adapters differ one way and another seed's the other way."""
+        values = self.per_seed.values()
+        return any(d > 0 for d in values) and any(d < 0 for d in values)
 
 
 def paired_comparison(a: pd.DataFrame, b: pd.DataFrame) -> PairedResult:
@@ -70,7 +78,8 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame) -> PairedResult:
     diffs = paired_differences(a, b)
     ci = bootstrap_mean_ci(diffs)
     p = observed_discordance(diffs)
-    return PairedResult(ci, p, minimum_detectable_effect(len(diffs), p))
+    mde = minimum_detectable_effect(len(diffs), p)
+    return PairedResult(ci, p, mde, per_seed=seed_differences(a, b))
 
 
 def ci_text(ci: BootstrapCI, scale: float) -> str:
@@ -82,6 +91,20 @@ def ci_text(ci: BootstrapCI, scale: float) -> str:
         f"{ci.mean * scale:+.{d}f}{mark} [{ci.lo * scale:+.{d}f}, {ci.hi * scale:+.{d}f}] "
         f"(n={ci.n})"
     )
+
+
+SEEDS_DISAGREE = "seeds disagree"
+
+
+def seed_text(result: PairedResult, scale: float) -> str:
+    """Each seed's difference in seed order, e.g. ``+12.0 / -3.5 (seeds disagree)``."""
+    if result.refused:
+        return NOT_PAIRED
+    if not result.per_seed:
+        return "n/a (no paired examples)"
+    d = 1 if scale == 100.0 else 3
+    text = " / ".join(f"{result.per_seed[s] * scale:+.{d}f}" for s in sorted(result.per_seed))
+    return text + (f" ({SEEDS_DISAGREE})" if result.seeds_disagree else "")
 
 
 def paired_text(result: PairedResult, scale: float) -> str:

@@ -84,6 +84,19 @@ def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
     return (joined["a"] - joined["b"]).to_numpy(dtype=float)
 
 
+def seed_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[int, float]:
+    """Per seed, the mean of ``a.correct - b.correct`` over the example ids both sides scored
+    with that seed: the difference between the two adapters trained with that seed."""
+    key = ["id", "seed"]
+    if a.empty or b.empty:
+        return {}
+    ga = a.groupby(key, sort=True)["correct"].mean()
+    gb = b.groupby(key, sort=True)["correct"].mean()
+    joined = pd.concat([ga.rename("a"), gb.rename("b")], axis=1, join="inner")
+    per_seed = (joined["a"] - joined["b"]).groupby(level="seed").mean()
+    return {int(seed): float(d) for seed, d in per_seed.items()}
+
+
 def paired_bootstrap(
     a: pd.DataFrame,
     b: pd.DataFrame,

@@ -1,4 +1,5 @@
-"""Collect the ``environment`` part of a record: package versions, git state, device, threads."""
+"""Collect the ``environment`` part of a record: package versions, git state, device, threads,
+CPU kernels."""
 
 from __future__ import annotations
 
@@ -58,6 +59,13 @@ def collect_environment(
 ) -> Environment:
     """The environment of this process. ``device_name`` defaults to the CUDA device name when
     torch sees one, else the CPU; ``threads`` to ``torch.get_num_threads()``."""
+    cpu_kernels = None
+    try:
+        import torch
+
+        cpu_kernels = torch.backends.cpu.get_cpu_capability()
+    except ImportError:
+        pass
     if device_name is None or threads is None:
         try:
             import torch
@@ -79,5 +87,6 @@ def collect_environment(
         git_dirty=dirty,
         device_name=device_name,
         threads=threads,
+        cpu_kernels=cpu_kernels,
         python=platform.python_version(),
     )

@@ -208,6 +208,10 @@ class Environment:
     git_dirty: bool | None = None
     device_name: str | None = None
     threads: int | None = None
+    # torch's CPU kernel set (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512, ...):
+    # training rounds differently under each, so the same cell can score differently on two
+    # machines (docs/measurements.md, the demo on two CPUs)
+    cpu_kernels: str | None = None
     python: str | None = None
     # load-time repairs applied to the model's released code (harness/models/llada.py, dream.py)
     model_repairs: list[str] = field(default_factory=list)
@@ -228,6 +232,7 @@ class Environment:
             git_dirty=d.get("git_dirty"),
             device_name=d.get("device_name"),
             threads=d.get("threads"),
+            cpu_kernels=d.get("cpu_kernels"),
             python=d.get("python"),
             model_repairs=list(d.get("model_repairs") or []),
             placement=dict(d.get("placement") or {}),

@@ -213,3 +213,17 @@ def test_missing_baseline_method_is_a_note_not_an_error(tmp_path):
     assert "The baseline method 'lora' is not in these runs" in text
     assert "Baseline method 'lora' is not in this group: no statistics." in text
     assert "50.0 ± 0.0 (n=2)" in text
+
+
+def test_environment_names_the_cpu_kernels_and_warns_when_they_differ(tmp_path):
+    """Training rounds differently under AVX2 and AVX512 kernels, so a report mixing them says so."""
+    recs = [make_record("lora", "synth_math", s, [1, 0, 1, 1]) for s in range(2)]
+    recs[0].environment.cpu_kernels = "AVX2"
+    recs[1].environment.cpu_kernels = "AVX512"
+    text = build_report([write_run(tmp_path / "mixed", recs)], tmp_path / "a").read_text()
+    assert "- CPU kernels (cells run on the CPU): AVX2, AVX512" in text
+    assert "more than one CPU kernel set" in text
+    recs[0].environment.cpu_kernels = "AVX512"
+    text = build_report([write_run(tmp_path / "same", recs)], tmp_path / "b").read_text()
+    assert "- CPU kernels (cells run on the CPU): AVX512" in text
+    assert "more than one CPU kernel set" not in text

@@ -10,7 +10,7 @@ import pytest
 from reports.calibration import aa_table, rejection_rate, seed_pair_intervals
 from reports.power import minimum_detectable_effect, planning_line
 from reports.stats import bootstrap_mean_ci
-from reports.tables import layout, main_tables, stats_tables
+from reports.tables import layout, main_tables, seed_tables, stats_tables
 from results.store import examples_frame, records_frame
 from results.testing import make_record
 
@@ -116,3 +116,27 @@ def test_cells_scored_on_different_sets_are_not_paired():
     assert cells["dora"].startswith("+25.0 [")
     assert sum("Not paired" in n for n in t.notes) == 1
     assert not long[long["method"] == "nara"].iloc[0]["paired"]
+
+
+def test_seed_table_shows_each_seeds_difference_and_when_the_seeds_disagree():
+    recs = [
+        make_record("lora", "synth_math", 0, [1, 0, 0, 0]),
+        make_record("nara", "synth_math", 0, [1, 1, 0, 0]),  # seed 0: +25
+        make_record("lora", "synth_math", 1, [1, 1, 1, 0]),
+        make_record("nara", "synth_math", 1, [1, 0, 0, 0]),  # seed 1: -50
+        make_record("dora", "synth_math", 0, [1, 1, 0, 0]),
+        make_record("dora", "synth_math", 1, [1, 1, 1, 1]),  # +25, +25
+    ]
+    frame, examples = records_frame(recs), examples_frame(recs)
+    lay = layout(frame, "lora")
+    (t,) = seed_tables(examples, frame, lay)
+    cells = {r[0]: r[1] for r in t.rows}
+    assert cells == {"dora": "+25.0 / +25.0", "nara": "+25.0 / -50.0 (seeds disagree)"}
+    assert any("holds the trained adapters fixed" in n for n in t.notes)
+    _, long = stats_tables(frame, examples, lay)
+    row = long[long["method"] == "nara"].iloc[0]
+    assert row["seed_diffs"] == "0:+0.2500;1:-0.5000" and bool(row["seeds_disagree"])
+    assert row["mean_diff"] == pytest.approx(-0.125)  # the pooled difference hides the split
+    one_seed = [recs[0], recs[1], recs[4]]  # seed 0 only: nothing to show seed by seed
+    frame = records_frame(one_seed)
+    assert seed_tables(examples_frame(one_seed), frame, layout(frame, "lora")) == []

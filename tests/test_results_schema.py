@@ -102,10 +102,13 @@ def test_collect_environment_fills_versions_and_git_state(tmp_path):
     import platform
     import subprocess
 
+    import torch
+
     from results.environment import collect_environment, git_state
 
     env = collect_environment(device_name="cpu", threads=2, cwd=tmp_path)
     assert env.python == platform.python_version()
+    assert env.cpu_kernels == torch.backends.cpu.get_cpu_capability()
     assert "torch" in env.packages and "pandas" in env.packages
     assert (env.git_commit, env.git_dirty) == (None, None)  # not a repository
     repo = tmp_path / "repo"

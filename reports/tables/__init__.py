@@ -33,7 +33,7 @@ from reports.tables.layout import (
     select_row,
 )
 from reports.tables.main_results import Entry, average_entry, main_tables, task_entry
-from reports.tables.paired import focus_stats_table, stats_tables
+from reports.tables.paired import focus_stats_table, seed_tables, stats_tables
 from reports.tables.table import NOT_RUN, Table
 from reports.tables.units import human_bytes, human_count, human_seconds
 
@@ -61,6 +61,7 @@ __all__ = [
     "method_order",
     "row_keys",
     "row_label",
+    "seed_tables",
     "select_row",
     "stats_tables",
     "task_entry",

@@ -10,9 +10,11 @@ import pandas as pd
 from reports.pairing import (
     CI_MARK,
     NOT_PAIRED_NOTE,
+    SEEDS_DISAGREE,
     paired_comparison,
     paired_text,
     repeat_untrained_over_seeds,
+    seed_text,
     untrained_methods,
 )
 from reports.tables.layout import (
@@ -42,7 +44,7 @@ def stats_tables(
 ) -> tuple[list[Table], pd.DataFrame]:
     """Per split group: every non-baseline row against the baseline, per task: paired mean
     difference (by example id and seed) with a 95% bootstrap interval. Returns the tables and a
-    long frame of the numbers."""
+    long frame of the numbers (each seed's difference included, :func:`seed_tables`)."""
     tables, long_rows = [], []
     unit = "points" if lay.scale == 100.0 else "metric units"
     examples = repeat_untrained_over_seeds(examples, lay.seeds)
@@ -87,6 +89,10 @@ def stats_tables(
                         "discordance": result.discordance,
                         "mde": result.mde,
                         "paired": not result.refused,
+                        "seed_diffs": ";".join(
+                            f"{seed}:{d:+.4f}" for seed, d in sorted(result.per_seed.items())
+                        ),
+                        "seeds_disagree": result.seeds_disagree,
                     }
                 )
             t.add_row(cells)
@@ -106,6 +112,50 @@ def stats_tables(
             t.notes.append(NOT_PAIRED_NOTE)
         tables.append(t)
     return tables, pd.DataFrame(long_rows)
+
+
+def seed_tables(examples: pd.DataFrame, frame: pd.DataFrame, lay: Layout) -> list[Table]:
+    """With two seeds or more, per split group: every non-baseline row against the baseline,
+    each seed's paired difference on its own. The bootstrap interval of :func:`stats_tables`
+    holds the trained adapters fixed; these show what retraining moves."""
+    if len(lay.seeds) < 2:
+        return []
+    unit = "points" if lay.scale == 100.0 else "metric units"
+    examples = repeat_untrained_over_seeds(examples, lay.seeds)
+    tables = []
+    for combo, g in groups(frame, lay):
+        base = next((k for k in row_keys(g, lay) if k[0] == lay.baseline), None)
+        if base is None:
+            continue
+        suffix = ", ".join(fmt_axis(a, v) for a, v in combo)
+        t = Table(
+            key="seeds" + ("_" + _slug(suffix.replace(", ", "_")) if combo else ""),
+            title=f"Paired difference to {lay.baseline}, seed by seed ({unit})"
+            + (f" — {suffix}" if suffix else ""),
+            columns=["method", *lay.tasks],
+        )
+        for key in row_keys(g, lay):
+            if key == base:
+                continue
+            cells = [row_label(*key)]
+            for task in lay.tasks:
+                a = _select_examples(examples, key, combo, task)
+                b = _select_examples(examples, base, combo, task)
+                cells.append(seed_text(paired_comparison(a, b), lay.scale))
+            t.add_row(cells)
+        t.notes.append(SEED_NOTE)
+        tables.append(t)
+    return tables
+
+
+SEED_NOTE = (
+    "Each seed's mean paired difference: the two adapters trained with that seed, on the same "
+    "examples. The interval above holds the trained adapters fixed: it measures which test "
+    "examples were drawn, not retraining. Retraining (another seed, or the same seed on a CPU "
+    "whose kernels round differently) can move a score by more than that; where the seeds "
+    f"disagree in sign ('{SEEDS_DISAGREE}'), this run does not establish which method is "
+    "ahead, whatever the interval says."
+)
 
 
 def focus_stats_table(
