@@ -28,6 +28,7 @@ from reports.calibration import aa_table
 from reports.contention import contention_notes
 from reports.cores import core_table
 from reports.flow import flow_markdown
+from reports.pairing import untrained_methods
 from reports.presets import list_presets, load_grid_file, load_preset
 from reports.sampler import sampler_markdown
 from reports.tables import (
@@ -117,6 +118,28 @@ def main_table_renderables(runs: list[Path], baseline: str = "lora") -> list[Any
     if all(sandbox_of(str(r.config["model"])) is not None for r in data.records):
         return []
     return [t.to_rich(narrow=True) for t in main_tables(data.frame, data.layout, terse=True)]
+
+
+def seeds_disagree_line(report: Path) -> str | None:
+    """One line for the terminal when some of the report's paired comparisons have seeds that
+    disagree in sign (read from the ``stats_long.csv`` beside ``report``); None when none do."""
+    path = Path(report).parent / "stats_long.csv"
+    try:
+        long = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return None
+    if "seeds_disagree" not in long.columns or long.empty:
+        return None
+    trained = ~long["method"].astype(str).str.split(" ").str[0].isin(untrained_methods())
+    long = long[trained & long["paired"].astype(bool)]
+    split = long[long["seeds_disagree"].astype(bool)]
+    if split.empty:
+        return None
+    baseline = str(long["baseline"].iloc[0])
+    return (
+        f"the seeds disagree in sign on {len(split)} of {len(long)} comparisons with {baseline}: "
+        "there this run does not tell the methods apart (the report's seed-by-seed table)"
+    )
 
 
 def main_table_text(runs: list[Path], baseline: str = "lora", width: int = 120) -> str:

@@ -10,7 +10,7 @@ import pytest
 import methods
 from harness.ground.errors import BenchError
 from reports import plots
-from reports.build import build_report, load_report_data, main_table_text
+from reports.build import build_report, load_report_data, main_table_text, seeds_disagree_line
 from results.schema import Provenance
 from results.testing import make_record, write_run
 
@@ -227,3 +227,22 @@ def test_environment_names_the_cpu_kernels_and_warns_when_they_differ(tmp_path):
     text = build_report([write_run(tmp_path / "same", recs)], tmp_path / "b").read_text()
     assert "- CPU kernels (cells run on the CPU): AVX512" in text
     assert "more than one CPU kernel set" not in text
+
+
+def test_terminal_line_counts_the_comparisons_whose_seeds_disagree(tmp_path):
+    recs = [
+        make_record("base", "synth_math", 0, [0, 0, 0, 0], rank=None, trainable_params=0),
+        make_record("lora", "synth_math", 0, [1, 0, 0, 0]),
+        make_record("nara", "synth_math", 0, [1, 1, 0, 0]),  # +25
+        make_record("lora", "synth_math", 1, [1, 1, 1, 0]),
+        make_record("nara", "synth_math", 1, [1, 0, 0, 0]),  # -50: the seeds disagree
+        make_record("dora", "synth_math", 0, [1, 1, 0, 0]),
+        make_record("dora", "synth_math", 1, [1, 1, 1, 1]),  # +25, +25
+    ]
+    md = build_report([write_run(tmp_path / "run", recs)], tmp_path / "out")
+    line = seeds_disagree_line(md)
+    assert line.startswith("the seeds disagree in sign on 1 of 2 comparisons with lora")
+    assert "nara" in md.read_text().split("seed by seed")[1]
+    agree = [r for r in recs if r.method != "nara"]
+    md = build_report([write_run(tmp_path / "agree", agree)], tmp_path / "out2")
+    assert seeds_disagree_line(md) is None

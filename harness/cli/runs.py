@@ -226,7 +226,7 @@ def report(
     preset: Annotated[str | None, typer.Option(help="Add this preset's report section.")] = None,
 ) -> None:
     """Write the markdown report (tables, statistics, plots) and print the main table."""
-    from reports.build import build_report, main_table_renderables
+    from reports.build import build_report, main_table_renderables, seeds_disagree_line
 
     if not runs:
         if not LAST_RUN.is_file():
@@ -238,4 +238,7 @@ def report(
     path = build_report(list(runs), out, baseline=baseline, preset=preset)
     for table in main_table_renderables(list(runs), baseline=baseline):
         console.print(table)
+    split = seeds_disagree_line(path)
+    if split:
+        console.print(split)
     console.print(f"report: [bold]{path}[/bold]")
