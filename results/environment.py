@@ -54,11 +54,16 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
+def cpu_name() -> str:
+    """How a record names the CPU it ran on, e.g. ``cpu (x86_64)``."""
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
 def collect_environment(
     device_name: str | None = None, threads: int | None = None, cwd: str | Path | None = None
 ) -> Environment:
     """The environment of this process. ``device_name`` defaults to the CUDA device name when
-    torch sees one, else the CPU; ``threads`` to ``torch.get_num_threads()``."""
+    torch sees one, else the CPU (a cell that ran on the CPU passes :func:`cpu_name`); ``threads`` to ``torch.get_num_threads()``."""
     cpu_kernels = None
     try:
         import torch
@@ -72,9 +77,7 @@ def collect_environment(
 
             if device_name is None:
                 device_name = (
-                    torch.cuda.get_device_name(0)
-                    if torch.cuda.is_available()
-                    else f"cpu ({platform.processor() or platform.machine()})"
+                    torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_name()
                 )
             if threads is None:
                 threads = torch.get_num_threads()

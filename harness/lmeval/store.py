@@ -23,7 +23,7 @@ def store_results(
     lm: BenchDLLM, results: dict[str, Any], limit: int | None, runs_dir: Path
 ) -> Path:
     """Write the scores into the cell's record, or a new lm-eval record; returns its path."""
-    from results.environment import collect_environment
+    from results.environment import collect_environment, cpu_name
     from results.schema import utc_now
     from results.store import RECORD_NAME, atomic_write_text, read_record, write_record
 
@@ -53,7 +53,7 @@ def store_results(
         record.environment = collect_environment(
             device_name=torch.cuda.get_device_name(lm.dlm.device)
             if lm.dlm.device.type == "cuda"
-            else None
+            else cpu_name()
         )
         record.environment.model_repairs = list(lm.dlm.info.repairs)
     path = write_record(cell_dir, record)

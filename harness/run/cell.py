@@ -95,7 +95,7 @@ def run_cell(
     ``results.schema.Record``. ``checkpoint(record)`` receives the record after training and after
     each evaluated task (status "running"), so a crash during evaluation loses no training."""
     from methods.registry import get_method
-    from results.environment import collect_environment
+    from results.environment import collect_environment, cpu_name
     from results.schema import Costs, NoiseBin, Provenance, Record, TrainPoint, utc_now
     from tasks.prompts import sft_pair
 
@@ -171,7 +171,7 @@ def run_cell(
             collect_environment(
                 device_name=torch.cuda.get_device_name(device_obj)
                 if device_obj.type == "cuda"
-                else None
+                else cpu_name()
             ),
             model_repairs=list(dlm.info.repairs),
         ),
