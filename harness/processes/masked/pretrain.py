@@ -58,9 +58,10 @@ class PretrainConfig(TinyBaseConfig):
     ``eos_tail_every``-th update (its rows and masks from a second generator); "replace" makes
     that update a tail batch instead of a plain one. Replacing cost the demo's fine-tuning most
     of its headroom on synth_math_unseen; adding at weight 0.5 keeps the base answering at gen
-    256 (block 32): the shipped build within 1.5-4.5 points of gen 16 (block 4) on the families
-    it was pretrained on, while on the unseen ones, where it answers with a default guess, the
-    length changes the guess (up to 12 points; docs/measurements.md, length or block).
+    256 (block 32): the shipped build loses nothing measurable against gen 16 (block 4) on the
+    families it was pretrained on (-1.4, -0.5, +3.9 points), while on the unseen ones, where it
+    answers with a default guess, the length changes the guess (up to 12 points;
+    docs/measurements.md, length or block).
 
     ``eos_tail_normalize``: "response" divides each example's loss by its whole padded response
     (LLaDA's answer length counts the padding); "answer" by its answer and one EOS, so that the
