@@ -14,6 +14,7 @@ from reports.pairing import (
     paired_comparison,
     paired_text,
     repeat_untrained_over_seeds,
+    seed_comparison,
     seed_text,
     untrained_methods,
 )
@@ -141,7 +142,7 @@ def seed_tables(examples: pd.DataFrame, frame: pd.DataFrame, lay: Layout) -> lis
             for task in lay.tasks:
                 a = _select_examples(examples, key, combo, task)
                 b = _select_examples(examples, base, combo, task)
-                cells.append(seed_text(paired_comparison(a, b), lay.scale))
+                cells.append(seed_text(seed_comparison(a, b), lay.scale))
             t.add_row(cells)
         t.notes.append(SEED_NOTE)
         tables.append(t)
