@@ -140,3 +140,14 @@ def test_seed_table_shows_each_seeds_difference_and_when_the_seeds_disagree():
     one_seed = [recs[0], recs[1], recs[4]]  # seed 0 only: nothing to show seed by seed
     frame = records_frame(one_seed)
     assert seed_tables(examples_frame(one_seed), frame, layout(frame, "lora")) == []
+
+
+def test_seed_table_refuses_to_pair_different_test_sets():
+    recs = [
+        make_record(m, "synth_math", s, [1, 0, 1, 0], scored_set_hash=h)
+        for m, h in (("lora", "aaa"), ("nara", "bbb"))
+        for s in (0, 1)
+    ]
+    frame = records_frame(recs)
+    (t,) = seed_tables(examples_frame(recs), frame, layout(frame, "lora"))
+    assert t.rows == [["nara", "not paired: scored sets differ"]]
