@@ -41,8 +41,7 @@ from reports.tables import (
     footnotes,
     layout,
     main_tables,
-    seed_tables,
-    stats_tables,
+    paired_tables,
 )
 from reports.theory import CHECKS as THEORY_CHECKS
 from results.schema import Record
@@ -360,8 +359,8 @@ def build_report(
     lines += _table_markdown(costs, out)
 
     lines += ["## Statistics", ""]
-    s_tables, s_long = stats_tables(frame, data.examples, lay)
-    for t in [*s_tables, *seed_tables(data.examples, frame, lay)]:
+    s_tables, by_seed, s_long = paired_tables(frame, data.examples, lay)
+    for t in [*s_tables, *by_seed]:
         lines += _table_markdown(t, out)
     atomic_write_text(out / "stats_long.csv", s_long.to_csv(index=False))
 

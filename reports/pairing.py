@@ -82,14 +82,6 @@ def paired_comparison(a: pd.DataFrame, b: pd.DataFrame) -> PairedResult:
     return PairedResult(ci, p, mde, per_seed=seed_differences(a, b))
 
 
-def seed_comparison(a: pd.DataFrame, b: pd.DataFrame) -> PairedResult:
-    """Each seed's difference a - b only (no bootstrap), refused when the scored sets differ."""
-    none = BootstrapCI(math.nan, math.nan, math.nan, 0)
-    if scored_sets_differ(a, b):
-        return PairedResult(none, refused=True)
-    return PairedResult(none, per_seed=seed_differences(a, b))
-
-
 def ci_text(ci: BootstrapCI, scale: float) -> str:
     if ci.n == 0:
         return "n/a (no paired examples)"

@@ -72,27 +72,29 @@ def bootstrap_mean_ci(
     return BootstrapCI(float(d.mean()), float(lo), float(hi), n)
 
 
-def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
-    """``a.correct - b.correct`` for every (id, seed) present in both frames. Duplicate keys on
-    one side (should not happen) are averaged first."""
+def _paired_correct(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Columns ``a`` and ``b``: each side's correctness for every (id, seed) present in both.
+    Duplicate keys on one side (should not happen) are averaged first."""
     key = ["id", "seed"]
-    if a.empty or b.empty:
-        return np.empty(0)
     ga = a.groupby(key, sort=True)["correct"].mean()
     gb = b.groupby(key, sort=True)["correct"].mean()
-    joined = pd.concat([ga.rename("a"), gb.rename("b")], axis=1, join="inner")
+    return pd.concat([ga.rename("a"), gb.rename("b")], axis=1, join="inner")
+
+
+def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """``a.correct - b.correct`` for every (id, seed) present in both frames."""
+    if a.empty or b.empty:
+        return np.empty(0)
+    joined = _paired_correct(a, b)
     return (joined["a"] - joined["b"]).to_numpy(dtype=float)
 
 
 def seed_differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[int, float]:
     """Per seed, the mean of ``a.correct - b.correct`` over the example ids both sides scored
     with that seed: the difference between the two adapters trained with that seed."""
-    key = ["id", "seed"]
     if a.empty or b.empty:
         return {}
-    ga = a.groupby(key, sort=True)["correct"].mean()
-    gb = b.groupby(key, sort=True)["correct"].mean()
-    joined = pd.concat([ga.rename("a"), gb.rename("b")], axis=1, join="inner")
+    joined = _paired_correct(a, b)
     per_seed = (joined["a"] - joined["b"]).groupby(level="seed").mean()
     return {int(seed): float(d) for seed, d in per_seed.items()}
 

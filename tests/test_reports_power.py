@@ -129,7 +129,7 @@ def test_seed_table_shows_each_seeds_difference_and_when_the_seeds_disagree():
     ]
     frame, examples = records_frame(recs), examples_frame(recs)
     lay = layout(frame, "lora")
-    (t,) = seed_tables(examples, frame, lay)
+    (t,) = seed_tables(frame, examples, lay)
     cells = {r[0]: r[1] for r in t.rows}
     assert cells == {"dora": "+25.0 / +25.0", "nara": "+25.0 / -50.0 (seeds disagree)"}
     assert any("holds the trained adapters fixed" in n for n in t.notes)
@@ -139,7 +139,7 @@ def test_seed_table_shows_each_seeds_difference_and_when_the_seeds_disagree():
     assert row["mean_diff"] == pytest.approx(-0.125)  # the pooled difference hides the split
     one_seed = [recs[0], recs[1], recs[4]]  # seed 0 only: nothing to show seed by seed
     frame = records_frame(one_seed)
-    assert seed_tables(examples_frame(one_seed), frame, layout(frame, "lora")) == []
+    assert seed_tables(frame, examples_frame(one_seed), layout(frame, "lora")) == []
 
 
 def test_seed_table_refuses_to_pair_different_test_sets():
@@ -149,5 +149,5 @@ def test_seed_table_refuses_to_pair_different_test_sets():
         for s in (0, 1)
     ]
     frame = records_frame(recs)
-    (t,) = seed_tables(examples_frame(recs), frame, layout(frame, "lora"))
+    (t,) = seed_tables(frame, examples_frame(recs), layout(frame, "lora"))
     assert t.rows == [["nara", "not paired: scored sets differ"]]

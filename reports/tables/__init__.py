@@ -33,7 +33,7 @@ from reports.tables.layout import (
     select_row,
 )
 from reports.tables.main_results import Entry, average_entry, main_tables, task_entry
-from reports.tables.paired import focus_stats_table, seed_tables, stats_tables
+from reports.tables.paired import focus_stats_table, paired_tables, seed_tables, stats_tables
 from reports.tables.table import NOT_RUN, Table
 from reports.tables.units import human_bytes, human_count, human_seconds
 
@@ -59,6 +59,7 @@ __all__ = [
     "layout",
     "main_tables",
     "method_order",
+    "paired_tables",
     "row_keys",
     "row_label",
     "seed_tables",

@@ -14,7 +14,6 @@ from reports.pairing import (
     paired_comparison,
     paired_text,
     repeat_untrained_over_seeds,
-    seed_comparison,
     seed_text,
     untrained_methods,
 )
@@ -40,22 +39,25 @@ def _select_examples(ex: pd.DataFrame, key, combo, task: str) -> pd.DataFrame:
     return ex[mask]
 
 
-def stats_tables(
+def paired_tables(
     frame: pd.DataFrame, examples: pd.DataFrame, lay: Layout
-) -> tuple[list[Table], pd.DataFrame]:
+) -> tuple[list[Table], list[Table], pd.DataFrame]:
     """Per split group: every non-baseline row against the baseline, per task: paired mean
-    difference (by example id and seed) with a 95% bootstrap interval. Returns the tables and a
-    long frame of the numbers (each seed's difference included, :func:`seed_tables`)."""
-    tables, long_rows = [], []
+    difference (by example id and seed) with a 95% bootstrap interval; with two seeds or more,
+    also each seed's paired difference on its own (the interval holds the trained adapters
+    fixed; the seeds show what retraining moves). Returns the interval tables, the seed-by-seed
+    tables and a long frame of the numbers."""
+    tables, seed_tables, long_rows = [], [], []
     unit = "points" if lay.scale == 100.0 else "metric units"
     examples = repeat_untrained_over_seeds(examples, lay.seeds)
     for combo, g in groups(frame, lay):
         keys = row_keys(g, lay)
         base_keys = [k for k in keys if k[0] == lay.baseline]
         suffix = ", ".join(fmt_axis(a, v) for a, v in combo)
+        slug = "_" + _slug(suffix.replace(", ", "_")) if combo else ""
         title = f"Paired difference to {lay.baseline} ({unit}, 95% bootstrap CI)"
         t = Table(
-            key="stats" + ("_" + _slug(suffix.replace(", ", "_")) if combo else ""),
+            key="stats" + slug,
             title=title + (f" — {suffix}" if suffix else ""),
             columns=["method", *lay.tasks],
         )
@@ -64,11 +66,18 @@ def stats_tables(
             tables.append(t)
             continue
         base = base_keys[0]
+        by_seed = Table(
+            key="seeds" + slug,
+            title=f"Paired difference to {lay.baseline}, seed by seed ({unit})"
+            + (f" — {suffix}" if suffix else ""),
+            columns=["method", *lay.tasks],
+            notes=[SEED_NOTE],
+        )
         refused = False
         for key in keys:
             if key == base:
                 continue
-            cells = [row_label(*key)]
+            cells, seed_cells = [row_label(*key)], [row_label(*key)]
             for task in lay.tasks:
                 a = _select_examples(examples, key, combo, task)
                 b = _select_examples(examples, base, combo, task)
@@ -76,6 +85,7 @@ def stats_tables(
                 ci = result.ci
                 refused = refused or result.refused
                 cells.append(paired_text(result, lay.scale))
+                seed_cells.append(seed_text(result, lay.scale))
                 long_rows.append(
                     {
                         "group": suffix,
@@ -97,6 +107,7 @@ def stats_tables(
                     }
                 )
             t.add_row(cells)
+            by_seed.add_row(seed_cells)
         t.notes.append(
             f"{CI_MARK} the 95% interval excludes zero. Pairs are (example id, seed) evaluated by "
             "both; n = number of pairs; 2000 seeded bootstrap resamples over pairs. MDE: the "
@@ -112,41 +123,22 @@ def stats_tables(
         if refused:
             t.notes.append(NOT_PAIRED_NOTE)
         tables.append(t)
-    return tables, pd.DataFrame(long_rows)
+        if len(lay.seeds) > 1:
+            seed_tables.append(by_seed)
+    return tables, seed_tables, pd.DataFrame(long_rows)
 
 
-def seed_tables(examples: pd.DataFrame, frame: pd.DataFrame, lay: Layout) -> list[Table]:
-    """With two seeds or more, per split group: every non-baseline row against the baseline,
-    each seed's paired difference on its own. The bootstrap interval of :func:`stats_tables`
-    holds the trained adapters fixed; these show what retraining moves."""
-    if len(lay.seeds) < 2:
-        return []
-    unit = "points" if lay.scale == 100.0 else "metric units"
-    examples = repeat_untrained_over_seeds(examples, lay.seeds)
-    tables = []
-    for combo, g in groups(frame, lay):
-        base = next((k for k in row_keys(g, lay) if k[0] == lay.baseline), None)
-        if base is None:
-            continue
-        suffix = ", ".join(fmt_axis(a, v) for a, v in combo)
-        t = Table(
-            key="seeds" + ("_" + _slug(suffix.replace(", ", "_")) if combo else ""),
-            title=f"Paired difference to {lay.baseline}, seed by seed ({unit})"
-            + (f" — {suffix}" if suffix else ""),
-            columns=["method", *lay.tasks],
-        )
-        for key in row_keys(g, lay):
-            if key == base:
-                continue
-            cells = [row_label(*key)]
-            for task in lay.tasks:
-                a = _select_examples(examples, key, combo, task)
-                b = _select_examples(examples, base, combo, task)
-                cells.append(seed_text(seed_comparison(a, b), lay.scale))
-            t.add_row(cells)
-        t.notes.append(SEED_NOTE)
-        tables.append(t)
-    return tables
+def stats_tables(
+    frame: pd.DataFrame, examples: pd.DataFrame, lay: Layout
+) -> tuple[list[Table], pd.DataFrame]:
+    """The interval tables and the long frame of :func:`paired_tables`."""
+    tables, _, long = paired_tables(frame, examples, lay)
+    return tables, long
+
+
+def seed_tables(frame: pd.DataFrame, examples: pd.DataFrame, lay: Layout) -> list[Table]:
+    """The seed-by-seed tables of :func:`paired_tables` (none with a single seed)."""
+    return paired_tables(frame, examples, lay)[1]
 
 
 SEED_NOTE = (
