@@ -63,26 +63,19 @@ def collect_environment(
     device_name: str | None = None, threads: int | None = None, cwd: str | Path | None = None
 ) -> Environment:
     """The environment of this process. ``device_name`` defaults to the CUDA device name when
-    torch sees one, else the CPU (a cell that ran on the CPU passes :func:`cpu_name`); ``threads`` to ``torch.get_num_threads()``."""
+    torch sees one, else the CPU (a cell that ran on the CPU passes :func:`cpu_name`);
+    ``threads`` to ``torch.get_num_threads()``; the CPU kernels are torch's."""
     cpu_kernels = None
     try:
         import torch
-
-        cpu_kernels = torch.backends.cpu.get_cpu_capability()
     except ImportError:
-        pass
-    if device_name is None or threads is None:
-        try:
-            import torch
-
-            if device_name is None:
-                device_name = (
-                    torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_name()
-                )
-            if threads is None:
-                threads = torch.get_num_threads()
-        except ImportError:
-            device_name = device_name or f"cpu ({platform.machine()})"
+        device_name = device_name or f"cpu ({platform.machine()})"
+    else:
+        cpu_kernels = torch.backends.cpu.get_cpu_capability()
+        if device_name is None:
+            device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu_name()
+        if threads is None:
+            threads = torch.get_num_threads()
     commit, dirty = git_state(cwd)
     return Environment(
         packages=package_versions(),
