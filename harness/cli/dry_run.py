@@ -71,7 +71,7 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
     console.print(f"{len(requests)} cells into {out}; {total} (nothing was run)")
     notes = sorted({r.cell.train_data_note for r in requests if r.cell.train_data_note})
     cells = [r.cell for r in requests]
-    for line in [*notes, *missing_data(cells), *process_problems(cells)]:
+    for line in [*notes, *missing_data(cells), *process_problems(requests)]:
         console.print(line, highlight=False, soft_wrap=True)
     for line in _power_lines(cells):
         console.print(line)

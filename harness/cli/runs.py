@@ -182,7 +182,7 @@ def run(
     from harness.run.preflight import check_data, check_settings
 
     check_data(cells)  # one line before any training if a training or scored set is missing
-    check_settings(cells)  # ... or if a setting would be refused only after training
+    check_settings(requests)  # ... or if a setting would be refused only after training
     from harness.processes.masked.pretrain import ensure_base_for_run
 
     ensure_base_for_run(grid.model)  # pretrain here on every core, before any worker starts

@@ -20,6 +20,9 @@ from tasks.protocols import DEFAULT as DEFAULT_PROTOCOL
 from tasks.protocols import get_protocol
 
 TRAIN_DATA_MODES = ("suite", "task", "auto")
+MASKING_MODES = ("bernoulli", "exact")  # harness.processes.masked.forward.MaskingConfig
+LOSS_NORMALIZATIONS = ("answer_length", "token")
+EVAL_PROTOCOLS = ("auto", "gen", "loglik")
 HASH_EXCLUDED = ("axes", "eval_tasks", "train_data_note")
 
 
@@ -67,6 +70,42 @@ class TrainConfig:
             raise BenchError(f"train.steps must be positive, got {self.steps!r}")
         if self.eos_tail < 0:
             raise BenchError(f"train.eos_tail must be >= 0 (0: no tail), got {self.eos_tail!r}")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Values the optimizer, the schedule or the data split would otherwise take silently
+        (epochs=0 trains one update, grad_clip=0 zeroes every gradient) or refuse only inside a
+        cell, after its model has loaded."""
+        if not self.epochs > 0:
+            raise BenchError(f"train.epochs must be positive, got {self.epochs!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise BenchError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise BenchError(f"train.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name in ("weight_decay", "eps"):
+            if not getattr(self, name) >= 0:
+                raise BenchError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.grad_clip > 0:
+            raise BenchError(
+                f"train.grad_clip must be positive (a gradient-norm bound; 0 would zero every "
+                f"update), got {self.grad_clip!r}"
+            )
+        if self.val_examples < 0:
+            raise BenchError(f"train.val_examples must be >= 0, got {self.val_examples!r}")
+        if self.train_limit is not None and self.train_limit <= 0:
+            raise BenchError(
+                f"train.train_limit must be a positive number of examples, got {self.train_limit!r}"
+            )
+        if self.masking not in MASKING_MODES:
+            raise BenchError(
+                f"train.masking must be one of {', '.join(MASKING_MODES)}, got {self.masking!r}"
+            )
+        if self.normalize not in LOSS_NORMALIZATIONS:
+            raise BenchError(
+                f"train.normalize must be one of {', '.join(LOSS_NORMALIZATIONS)}, "
+                f"got {self.normalize!r}"
+            )
 
     def refuse_eos_tail(self, process: str) -> None:
         """The EOS tail is a masked-diffusion padding: another process's objective stops."""
@@ -75,8 +114,6 @@ class TrainConfig:
                 f"train.eos_tail pads masked-diffusion responses; this model trains with the "
                 f"{process} process (set train.eos_tail=0)"
             )
-        if not 0 <= self.warmup_ratio < 1:
-            raise BenchError("train.warmup_ratio must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,26 @@ class EvalConfig:
                 raise BenchError(f"eval.{name} must be true or false, got {getattr(self, name)!r}")
         check_solver(self.solver)
         check_steps(self.l2d_steps)
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """What every process would refuse or misread: checked when the grid is built, before
+        any model loads. Each sampler's own rules (its remasking names, blocks dividing the
+        length, ...) are its process's preflight (harness.run.preflight)."""
+        if self.protocol not in EVAL_PROTOCOLS:
+            raise BenchError(
+                f"eval.protocol must be one of {', '.join(EVAL_PROTOCOLS)}, got {self.protocol!r}"
+            )
+        if self.limit is not None and self.limit <= 0:
+            raise BenchError(
+                f"eval.limit must be a positive number of examples, got {self.limit!r}"
+            )
+        for name in ("gen_length", "block_length", "batch_size", "mc_num", "mc_batch_size"):
+            if not getattr(self, name) > 0:
+                raise BenchError(f"eval.{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("temperature", "cfg_scale", "alg_temp"):
+            if not getattr(self, name) >= 0:
+                raise BenchError(f"eval.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 # EvalConfig fields that only change how a trained adapter is sampled: not part of a cell's id.

@@ -24,9 +24,10 @@ class Process:
         :func:`harness.processes.training.train_adapter` runs.
     evaluate: ``(dlm, spec, examples, config, steps, seed, protocol, on_progress) -> EvalOutcome``.
     quick_sample: ``(dlm, prompt_ids, sampler_config) -> (ids, summary line)`` for ``bench sample``.
-    preflight: ``(cell config) -> problem line or None``: what this process would refuse only
-        once the cell has trained (its sampler settings, say), asked by the run's preflight
-        before any cell starts; None when nothing needs asking.
+    preflight: ``(cell config, sampling steps, sampler variants) -> problem line or None``:
+        what this process would refuse only once the cell has trained (its sampler settings,
+        say), asked by the run's preflight before any cell starts; None when nothing needs
+        asking.
     """
 
     name: str

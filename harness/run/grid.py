@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,16 +161,57 @@ def make_grid(spec: dict[str, Any]) -> Grid:
     return grid
 
 
+def _yaml_value(value: Any) -> Any:
+    """A value from a grid file, read as the command line reads it: YAML 1.1 leaves ``1e-4``
+    (no dot) a string, which would otherwise reach ``train.lr`` as text."""
+    if isinstance(value, str):
+        return _scalar(value.strip())
+    if isinstance(value, list):
+        return tuple(_yaml_value(v) for v in value)
+    return value
+
+
 def _as_tuple(values: Any) -> tuple[Any, ...]:
     if isinstance(values, list | tuple):
         if not values:
             raise BenchError("an axis in 'set' is empty")
-        return tuple(tuple(v) if isinstance(v, list) else v for v in values)
-    return (values,)
+        return tuple(_yaml_value(v) for v in values)
+    return (_yaml_value(values),)
 
 
 def _dataclass_fields(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+
+
+def _typed(cls, section: str, name: str, value: Any) -> Any:
+    """``value`` if field ``name`` of ``cls`` takes it (an int where a float is declared, kept
+    as given so that cell ids do not change), else one line naming the type the field takes."""
+    hint = typing.get_type_hints(cls)[name]
+    allowed = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        else (hint,)
+    )
+    if value is None and type(None) in allowed:
+        return value
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if isinstance(value, bool):
+            continue
+        if kind is int and isinstance(value, int):
+            return value
+        if kind is float and isinstance(value, int | float):
+            return value
+        if kind is str and isinstance(value, str):
+            return value
+    if not all(kind in _TYPE_WORDS or kind is type(None) for kind in allowed):
+        return value  # a structured field: its own check reads it
+    words = " or ".join(_TYPE_WORDS.get(k, "none") for k in allowed)
+    raise BenchError(f"{section}.{name} must be {words}, got {value!r}")
 
 
 def _replace(obj, updates: dict[str, Any], section: str):
@@ -178,10 +221,8 @@ def _replace(obj, updates: dict[str, Any], section: str):
         raise BenchError(
             f"unknown setting {section}.{sorted(unknown)[0]}; valid {section} fields: {', '.join(sorted(valid))}"
         )
-    try:
-        return dataclasses.replace(obj, **updates)
-    except TypeError as err:
-        raise BenchError(f"bad value in {section} settings {updates}: {err}") from err
+    typed = {name: _typed(type(obj), section, name, value) for name, value in updates.items()}
+    return dataclasses.replace(obj, **typed)
 
 
 def expand(grid: Grid) -> list[CellConfig]:

@@ -77,20 +77,52 @@ def check_data(cells: list[CellConfig]) -> None:
         raise BenchError("data missing, nothing was run: " + " | ".join(problems))
 
 
-def process_problems(cells: list[CellConfig]) -> list[str]:
+def _requests(items) -> list:
+    """Cell requests (a cell with the steps and sampler variants the run evaluates); a bare cell
+    stands for its own evaluation settings."""
+    from harness.run.cell import CellRequest
+
+    return [item if isinstance(item, CellRequest) else CellRequest(item) for item in items]
+
+
+def _protocol_problems(cell: CellConfig) -> list[str]:
+    """An evaluated task asked for a protocol it does not have (``eval.protocol=loglik`` on a
+    code task, say) would stop only at its evaluation."""
+    from harness.processes.outcome import resolve_protocol
+    from tasks.registry import get_task
+
+    problems = []
+    for task in cell.evaluated_tasks:
+        spec = get_task(task)
+        protocol = resolve_protocol(spec, cell.eval)
+        if protocol not in spec.protocols:
+            problems.append(
+                f"task {task!r} has no protocol {protocol!r} (eval.protocol); "
+                f"valid: {', '.join(spec.protocols)}"
+            )
+    return problems
+
+
+def process_problems(requests) -> list[str]:
     """One line per setting a cell's noise process would refuse only after the cell has trained
-    (DiffusionGemma's sampler settings, say), each said once: asked of the process."""
+    (a sampler setting, DiffusionGemma's generation config, say), each said once: asked of the
+    process for every step count and sampler variant the run evaluates. Takes cell requests
+    (:class:`harness.run.cell.CellRequest`) or bare cells."""
     from harness.models.loader import model_family
     from harness.models.registry import get_family
     from harness.processes.registry import get_process
 
     problems: list[str] = []
-    for cell in cells:
+    for request in _requests(requests):
+        cell = request.cell
+        found = _protocol_problems(cell)
         family = model_family(cell.model)
         if family is None:  # a sandbox: its cells check themselves
+            problems += [line for line in found if line not in problems]
             continue
         process = get_process(get_family(family).process)
-        found = [process.preflight(cell) if process.preflight is not None else None]
+        if process.preflight is not None and not found:
+            found.append(process.preflight(cell, request.steps, request.samplers))
         if process.name != "masked":  # the EOS tail is a masked-diffusion padding
             try:
                 cell.train.refuse_eos_tail(process.name)
@@ -100,9 +132,9 @@ def process_problems(cells: list[CellConfig]) -> list[str]:
     return problems
 
 
-def check_settings(cells: list[CellConfig]) -> None:
+def check_settings(requests) -> None:
     """Raise one BenchError line naming every such setting (nothing has run yet)."""
-    problems = process_problems(cells)
+    problems = process_problems(requests)
     if problems:
         raise BenchError(
             "settings that would fail after training, nothing was run: " + " | ".join(problems)

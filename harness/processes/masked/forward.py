@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from harness.config.cell import LOSS_NORMALIZATIONS, MASKING_MODES
 from harness.ground.errors import BenchError
 
 
@@ -30,11 +31,14 @@ class MaskingConfig:
     normalize: Literal["answer_length", "token"] = "answer_length"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("bernoulli", "exact"):
-            raise BenchError(f"masking mode {self.mode!r} is not one of: bernoulli, exact")
-        if self.normalize not in ("answer_length", "token"):
+        if self.mode not in MASKING_MODES:
             raise BenchError(
-                f"loss normalisation {self.normalize!r} is not one of: answer_length, token"
+                f"masking mode {self.mode!r} is not one of: {', '.join(MASKING_MODES)}"
+            )
+        if self.normalize not in LOSS_NORMALIZATIONS:
+            raise BenchError(
+                f"loss normalisation {self.normalize!r} is not one of: "
+                f"{', '.join(LOSS_NORMALIZATIONS)}"
             )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.processes.masked.evaluate import evaluate_masked
+from harness.processes.masked.evaluate import evaluate_masked, preflight
 from harness.processes.masked.objective import DiffusionObjective
 from harness.processes.masked.sampling import SamplerConfig, SamplingStats, generate
 from harness.processes.registry import Process
@@ -18,4 +18,4 @@ def quick_sample(dlm, prompt_ids: list[int], config: SamplerConfig) -> tuple[lis
     return out, summary
 
 
-PROCESS = Process("masked", DiffusionObjective, evaluate_masked, quick_sample)
+PROCESS = Process("masked", DiffusionObjective, evaluate_masked, quick_sample, preflight)

@@ -22,6 +22,9 @@ the same questions of every cell before any cell starts.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+
 from harness.config.cell import CellConfig, EvalConfig
 from harness.ground.errors import BenchError
 from harness.models.diffusion_gemma import GENERATION_FILE, saved_generation_config
@@ -68,22 +71,27 @@ def _refuse_loglik(spec, protocol: str) -> None:
         )
 
 
-def preflight(cell: CellConfig) -> str | None:
+def preflight(
+    cell: CellConfig, steps: Sequence[int] = (), variants: Sequence[dict] = ()
+) -> str | None:
     """What evaluating ``cell`` would refuse after its training, asked before any cell runs:
-    its evaluation settings, each evaluated task's protocol, and the sampler settings of the
-    model's saved generation config (read without the weights; a model not here yet is checked
-    when it samples)."""
+    its evaluation settings (each sampler variant and step count the run evaluates), each
+    evaluated task's protocol, and the sampler settings of the model's saved generation config
+    (read without the weights; a model not here yet is checked when it samples)."""
     from tasks.registry import get_task
 
     try:
-        sampling = uniform_sampling_config(cell.eval, None, cell.seed)
         for task in cell.evaluated_tasks:
             spec = get_task(task)
             _refuse_loglik(spec, resolve_protocol(spec, cell.eval))
         folder = model_folder(cell.model)
-        if folder is not None:
-            where = str(folder / GENERATION_FILE)
-            resolve_generation(saved_generation_config(folder), sampling, where)
+        saved = saved_generation_config(folder) if folder is not None else None
+        for variant in variants or [{}]:
+            config = dataclasses.replace(cell.eval, **variant)
+            for step in steps or [None]:
+                sampling = uniform_sampling_config(config, step, cell.seed)
+                if saved is not None:
+                    resolve_generation(saved, sampling, str(folder / GENERATION_FILE))
     except BenchError as err:
         return f"{cell.model}: {err}"
     return None
