@@ -162,3 +162,27 @@ def test_bench_run_stops_with_one_line_and_writes_nothing(
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert setting.split("=")[0].split(".")[1] in err
     assert not ran and not out.exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_outside_numpys_range_fails_when_the_grid_is_built(offline, seed):
+    with pytest.raises(BenchError, match=r"seeds must be integers in \[0, 2\*\*32\)"):
+        make_grid({**BASE, "seeds": [seed]})
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("seed", -1, r"seed must be an integer in \[0, 2\*\*32\)"),
+        ("num_heads", 3, "hidden_size 128 is not divisible by num_heads 3"),
+        ("batch_size", 0, "batch_size must be positive"),
+        ("warmup_steps", -1, "warmup_steps must be >= 0"),
+    ],
+)
+def test_a_tiny_base_config_outside_its_range_fails_before_pretraining(field, value, words):
+    from harness.processes.causal.pretrain import CausalPretrainConfig
+    from harness.processes.masked.pretrain import PretrainConfig
+
+    for config in (PretrainConfig, CausalPretrainConfig):
+        with pytest.raises(BenchError, match=words):
+            config(**{field: value})

@@ -18,6 +18,8 @@ def _print_plan(requests, out: Path, device_kind: str | None = None, workers: in
     from harness.run.preflight import missing_data, process_problems
 
     real = any(not is_tiny(r.cell.model) and sandbox_of(r.cell.model) is None for r in requests)
+    if device_kind is not None:
+        planning_device(device_kind)  # a misspelt kind fails even where nothing is costed on it
     device = planning_device(device_kind) if real else None
     table = Table(
         "cell", "method", "trains on", "evaluates", "seed", "rank", "axes", "updates",

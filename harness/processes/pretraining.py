@@ -39,6 +39,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from harness.ground.errors import BenchError
 from harness.ground.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,27 @@ class TinyBaseConfig:
     weight_decay: float = 0.01
     examples_per_family: int = 8_000
     eval_examples: int = 200  # per family, sampled after training for the report
+
+    def __post_init__(self) -> None:
+        positive = (
+            "hidden_size", "num_layers", "num_heads", "intermediate_size", "steps", "batch_size",
+            "lr", "examples_per_family",
+        )  # fmt: skip
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise BenchError(
+                    f"pretraining {name} must be positive, got {getattr(self, name)!r}"
+                )
+        if self.hidden_size % self.num_heads:
+            raise BenchError(
+                f"pretraining hidden_size {self.hidden_size} is not divisible by num_heads "
+                f"{self.num_heads}"
+            )
+        for name in ("warmup_steps", "weight_decay", "eval_examples"):
+            if getattr(self, name) < 0:
+                raise BenchError(f"pretraining {name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.seed < 2**32:
+            raise BenchError(f"pretraining seed must be an integer in [0, 2**32), got {self.seed}")
 
     def key(self) -> str:
         """Identifies the weights: everything but the size of the after-training evaluation."""

@@ -148,6 +148,9 @@ def make_grid(spec: dict[str, Any]) -> Grid:
     for name, values in axes.items():
         if spec.get(name) is not None and not values:
             raise BenchError(f"the {name} axis is empty")
+    for seed in axes["seeds"]:
+        if not 0 <= seed < 2**32:  # numpy's seed range, which the data draws use
+            raise BenchError(f"seeds must be integers in [0, 2**32), got {seed}")
     grid = Grid(
         methods=axes["methods"] or DEMO_METHODS,
         tasks=axes["tasks"] or DEMO_TASKS,

@@ -81,6 +81,7 @@ class PretrainConfig(TinyBaseConfig):
     eos_tail_weight: float = 0.5  # the tail batch's loss is multiplied by this
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.eos_tail_normalize not in ("answer", "response"):
             raise BenchError(
                 f"eos_tail_normalize {self.eos_tail_normalize!r} is not one of: answer, response"
