@@ -11,6 +11,7 @@ from rich.table import Table
 from harness.ground.errors import BenchError
 from tasks.base import TaskSpec
 from tasks.evaluate import TaskScore, score_generations, score_loglik
+from tasks.protocols import get_protocol
 from tasks.registry import GROUPS, all_tasks, get_task
 from tasks.sources import DEFAULT_SYNTH_SIZES, availability, carve_size, load_split
 
@@ -133,6 +134,7 @@ def score_predictions(
     under two protocols shows what the answer rule alone changes.
     """
     spec = get_task(task)
+    get_protocol(follows)  # a misspelt protocol fails before the predictions are read
     protocol = protocol or spec.default_protocol
     if protocol not in spec.protocols:
         raise BenchError(
