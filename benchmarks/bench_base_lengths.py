@@ -80,4 +80,9 @@ def _load() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from harness.ground.errors import BenchError
+
+    try:
+        main()
+    except BenchError as err:  # e.g. --n above a family's distinct validation examples
+        raise SystemExit(f"error: {err}") from None
