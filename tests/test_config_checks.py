@@ -186,3 +186,10 @@ def test_a_tiny_base_config_outside_its_range_fails_before_pretraining(field, va
     for config in (PretrainConfig, CausalPretrainConfig):
         with pytest.raises(BenchError, match=words):
             config(**{field: value})
+
+
+@pytest.mark.parametrize("key", ["method.rank", "lora.rank"])
+def test_a_rank_set_as_a_method_setting_is_refused_for_the_ranks_axis(offline, key):
+    # It would replace every --ranks value: two ranks asked, one cell run.
+    with pytest.raises(BenchError, match=r"the rank is a grid axis: use --ranks 16"):
+        make_grid({**BASE, "ranks": [8, 32], "set": {key: [16]}}).cells()

@@ -258,6 +258,12 @@ def expand(grid: Grid) -> list[CellConfig]:
             )
         if not grid.sets[key]:
             raise BenchError(f"the {key} axis is empty")
+        if section in ("method", *METHODS) and key.split(".", 1)[1] == "rank":
+            # it would silently replace every --ranks value (two ranks, one cell)
+            raise BenchError(
+                f"the rank is a grid axis: use --ranks {','.join(map(str, grid.sets[key]))} "
+                f"(a grid file: ranks: [...]) instead of --set {key}"
+            )
     for steps in grid.steps or ():
         if steps <= 0:
             raise BenchError(f"sampling steps must be positive, got {steps}")
