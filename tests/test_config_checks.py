@@ -193,3 +193,8 @@ def test_a_rank_set_as_a_method_setting_is_refused_for_the_ranks_axis(offline, k
     # It would replace every --ranks value: two ranks asked, one cell run.
     with pytest.raises(BenchError, match=r"the rank is a grid axis: use --ranks 16"):
         make_grid({**BASE, "ranks": [8, 32], "set": {key: [16]}}).cells()
+
+
+def test_a_limit_given_twice_is_refused(offline):
+    with pytest.raises(BenchError, match="the limit is given twice"):
+        make_grid({**BASE, "limit": 10, "set": {"eval.limit": [5]}}).cells()

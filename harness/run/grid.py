@@ -258,6 +258,10 @@ def expand(grid: Grid) -> list[CellConfig]:
             )
         if not grid.sets[key]:
             raise BenchError(f"the {key} axis is empty")
+        if key == "eval.limit" and grid.limit is not None:
+            raise BenchError(
+                f"the limit is given twice (--limit {grid.limit} and --set eval.limit): give one"
+            )
         if section in ("method", *METHODS) and key.split(".", 1)[1] == "rank":
             # it would silently replace every --ranks value (two ranks, one cell)
             raise BenchError(
