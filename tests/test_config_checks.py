@@ -198,3 +198,10 @@ def test_a_rank_set_as_a_method_setting_is_refused_for_the_ranks_axis(offline, k
 def test_a_limit_given_twice_is_refused(offline):
     with pytest.raises(BenchError, match="the limit is given twice"):
         make_grid({**BASE, "limit": 10, "set": {"eval.limit": [5]}}).cells()
+
+
+def test_settings_of_a_method_outside_the_grid_are_named(offline):
+    from harness.run.grid import unused_settings
+
+    grid = make_grid({**BASE, "set": {"nara.core_lr_scale": [5.0], "lora.dropout": [0.1]}})
+    assert unused_settings(grid) == ["nara.core_lr_scale"]

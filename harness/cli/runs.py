@@ -148,7 +148,7 @@ def run(
     """Run the grid methods x tasks x seeds x ranks x settings (resumable; failures isolated)."""
     from harness.run.cell import CellRequest
     from harness.run.executors import choose_executor
-    from harness.run.grid import make_grid, sampling_steps, sampling_variants
+    from harness.run.grid import make_grid, sampling_steps, sampling_variants, unused_settings
     from harness.run.live import live_view
     from harness.run.runner import run_grid
 
@@ -158,6 +158,8 @@ def run(
     placed = {k: spec.pop(k, None) for k in ("executor", "ray_address", "workers")}
     grid = make_grid(spec)
     cells = grid.cells()
+    for key in unused_settings(grid):
+        console.print(f"[yellow]note[/yellow] --set {key} applies to no method of this grid")
     requests = [
         CellRequest(cell, sampling_steps(grid, cell), sampling_variants(grid, cell))
         for cell in cells

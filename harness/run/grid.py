@@ -300,6 +300,15 @@ def expand(grid: Grid) -> list[CellConfig]:
     return group_by_training(cells)
 
 
+def unused_settings(grid: Grid) -> list[str]:
+    """``--set`` keys of a method that is not in the grid (a preset's ``nara.*`` with
+    ``--methods lora``, or a misspelt method): they change nothing, which the run says."""
+    from methods.registry import METHODS, get_method
+
+    run = {get_method(m).name for m in grid.methods}
+    return [k for k in grid.sets if k.split(".", 1)[0] in METHODS and k.split(".", 1)[0] not in run]
+
+
 def group_by_training(cells: list[CellConfig]) -> list[CellConfig]:
     """Cells that train the same adapter (same id: a suite training set and identical settings)
     become one cell evaluating all their tasks, in the order the tasks were given."""
