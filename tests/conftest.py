@@ -105,3 +105,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def bench_run(monkeypatch, capsys):
+    """``bench run ARGS`` in this process (one CPU device, no live view): (exit code, stderr)."""
+    import sys
+
+    from harness.cli import main
+
+    def run(args: list[str]) -> tuple[int, str]:
+        argv = ["bench", "run", "--no-progress", "--devices", "cpu", *args]
+        monkeypatch.setattr(sys, "argv", argv)
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        return code, capsys.readouterr().err
+
+    return run

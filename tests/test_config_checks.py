@@ -4,8 +4,6 @@ or that a sampler would refuse only after training are the hard cases."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from harness.config.cell import EvalConfig, TrainConfig
@@ -134,23 +132,11 @@ def test_a_value_of_the_wrong_type_names_the_type_the_field_takes(offline, setti
         make_grid({**BASE, "set": parse_set([setting])}).cells()
 
 
-def _bench_run(args, monkeypatch, capsys) -> tuple[int, str]:
-    from harness.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["bench", "run", "--no-progress", "--devices", "cpu", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    return code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     "setting", ["train.grad_clip=0", "eval.gen_length=10", "train.warmup_ratio=1.5"]
 )
 def test_bench_run_stops_with_one_line_and_writes_nothing(
-    offline, tmp_path, monkeypatch, capsys, setting
+    offline, tmp_path, monkeypatch, bench_run, setting
 ):
     ran = []
     monkeypatch.setattr(
@@ -158,7 +144,7 @@ def test_bench_run_stops_with_one_line_and_writes_nothing(
     )
     out = tmp_path / "run"
     args = ["--methods", "lora", "--tasks", "synth_math", "--limit", "2", "--set", setting]
-    code, err = _bench_run([*args, "--out", str(out)], monkeypatch, capsys)
+    code, err = bench_run([*args, "--out", str(out)])
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert setting.split("=")[0].split(".")[1] in err
     assert not ran and not out.exists()

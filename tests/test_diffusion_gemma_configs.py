@@ -11,7 +11,6 @@ and settings that sampling would refuse stop ``bench run`` before any cell runs.
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 import torch
@@ -159,19 +158,9 @@ def test_unset_sampler_settings_are_transformers_defaults_and_recorded(tmp_path)
     assert asked.settings.sources["max_denoising_steps"] == FROM_SAMPLING
 
 
-def _run(args, monkeypatch, capsys) -> tuple[int, str]:
-    from harness.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["bench", "run", "--no-progress", "--devices", "cpu", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    return code, capsys.readouterr().err
-
-
-def test_settings_sampling_would_refuse_stop_the_run_before_any_cell(tmp_path, monkeypatch, capsys):
+def test_settings_sampling_would_refuse_stop_the_run_before_any_cell(
+    tmp_path, monkeypatch, capsys, bench_run
+):
     folder = build_variant(tmp_path, WIDE_GLOBAL)
     saved = folder / "generation_config.json"
     settings = json.loads(saved.read_text())
@@ -183,7 +172,7 @@ def test_settings_sampling_would_refuse_stop_the_run_before_any_cell(tmp_path, m
     )
     out = tmp_path / "run"
     grid = ["--model", str(folder), "--methods", "lora", "--tasks", "synth_math", "--limit", "2"]
-    code, err = _run([*grid, "--out", str(out)], monkeypatch, capsys)
+    code, err = bench_run([*grid, "--out", str(out)])
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert "t_max 0.3 (generation_config)" in err and "t_min 0.4 (transformers default)" in err
     assert str(saved) in err
@@ -191,5 +180,5 @@ def test_settings_sampling_would_refuse_stop_the_run_before_any_cell(tmp_path, m
 
     saved.write_text(json.dumps(settings))
     bad_level = [*grid, "--set", "eval.noise_level=sequence", "--out", str(out)]
-    code, err = _run(bad_level, monkeypatch, capsys)
+    code, err = bench_run(bad_level)
     assert code == 2 and "eval.noise_level 'sequence'" in err and not ran
