@@ -103,6 +103,11 @@ def validate_grid(grid: Any, where: str = "grid") -> dict[str, Any]:
     for key in ("ranks", "steps"):
         if any(x <= 0 for x in grid.get(key, [])):
             raise BenchError(f"{where}: '{key}' must be positive integers, got {grid[key]!r}")
+    limit = grid.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
+        raise BenchError(f"{where}: 'limit' must be a positive integer, got {limit!r}")
+    if "model" in grid and not isinstance(grid["model"], str):
+        raise BenchError(f"{where}: 'model' must be a model name or folder, got {grid['model']!r}")
     sets = grid.get("set") or {}
     if not isinstance(sets, dict):
         raise BenchError(f"{where}: 'set' must map dotted keys to lists of values")

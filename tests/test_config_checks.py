@@ -191,3 +191,18 @@ def test_settings_of_a_method_outside_the_grid_are_named(offline):
 
     grid = make_grid({**BASE, "set": {"nara.core_lr_scale": [5.0], "lora.dropout": [0.1]}})
     assert unused_settings(grid) == ["nara.core_lr_scale"]
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({"limit": "abc"}, "'limit' must be a positive integer, got 'abc'"),
+        ({"limit": 2.5}, "'limit' must be a positive integer, got 2.5"),  # not silently 2
+        ({"model": 7}, "'model' must be a model name or folder, got 7"),
+    ],
+)
+def test_a_grid_files_limit_and_model_are_checked(extra, words):
+    from reports.presets import validate_grid
+
+    with pytest.raises(BenchError, match=words):
+        validate_grid({"methods": ["lora"], "tasks": ["synth_math"], **extra}, "g.yaml")
