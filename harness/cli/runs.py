@@ -165,6 +165,8 @@ def run(
         for cell in cells
     ]
     out = out or RUNS_ROOT / name
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file; a run needs a folder")
     # --devices, else the preset's for the tiny model (the demo: cpu-cores, a worker per core)
     from harness.config.cell import is_tiny
 
@@ -237,6 +239,8 @@ def report(
             )
         runs = [Path(LAST_RUN.read_text().strip())]
     out = out or Path("reports") / "out" / runs[0].name
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file; the report needs a folder")
     path = build_report(list(runs), out, baseline=baseline, preset=preset)
     for table in main_table_renderables(list(runs), baseline=baseline):
         console.print(table)
