@@ -208,7 +208,7 @@ def test_a_grid_files_limit_and_model_are_checked(extra, words):
         validate_grid({"methods": ["lora"], "tasks": ["synth_math"], **extra}, "g.yaml")
 
 
-def test_an_out_path_that_is_a_file_stops_run_and_report(offline, tmp_path, bench_run, capsys):
+def test_an_out_path_that_is_a_file_stops_the_run(offline, tmp_path, bench_run, capsys):
     taken = tmp_path / "taken"
     taken.write_text("")
     code, err = bench_run(["--methods", "lora", "--tasks", "synth_math", "--out", str(taken)])
