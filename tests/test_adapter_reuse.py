@@ -241,3 +241,35 @@ def test_a_stamp_without_base_files_is_checked_on_its_config(tmp_path):
     assert base_problem(folder, model) is None
     (base / "config.json").write_text('{"hidden_size": 16}')
     assert "another base" in base_problem(folder, model)
+
+
+def test_an_adapter_of_another_model_family_is_refused_before_it_loads(tmp_path, monkeypatch):
+    """A tiny dLLM's LoRA fits tiny-ar's layers shape for shape: only the stamp tells that it was
+    trained on a masked-diffusion base, so `bench sample` / `bench eval` stop on it."""
+    from types import SimpleNamespace
+
+    from harness.lmeval import adapters
+    from harness.run.adapter_stamp import family_problem
+
+    folder = _folder(tmp_path, _cell(lr=1e-3))  # stamped: a tiny base
+
+    def model(family, name="m"):
+        return SimpleNamespace(info=SimpleNamespace(family=family, name=name, source="x"))
+
+    assert "trained on a tiny base" in family_problem(folder, model("tiny-ar", "tiny-ar"))
+    assert family_problem(folder, model("tiny")) is None
+    assert family_problem(folder, model("generic")) is None  # a folder of unknown family
+    (folder / STAMP_FILE).unlink()
+    assert family_problem(folder, model("tiny-ar")) is None  # no stamp: the shape check only
+
+    (tmp_path / "again").mkdir()
+    stamped = _folder(tmp_path / "again", _cell(lr=1e-3))
+    (stamped / "bench_method.json").write_text('{"format": 1, "method": "lora", "config": {}}')
+    loaded = []
+    monkeypatch.setattr(
+        "harness.models.loader.load_model", lambda name, device: model("tiny-ar", name)
+    )
+    monkeypatch.setattr("methods.registry.load_adapter", lambda *a: loaded.append(a))
+    with pytest.raises(adapters.BenchError, match="'tiny-ar' is a tiny-ar model"):
+        adapters.load_adapted("tiny-ar", stamped)
+    assert not loaded

@@ -76,8 +76,13 @@ def pretrain(
 @app.command()
 def sample(
     prompt: Annotated[str, typer.Argument(help="Prompt text (already formatted).")],
-    model: Annotated[str, typer.Option(help="Model alias or folder.")] = "tiny",
-    adapter: Annotated[Path | None, typer.Option(help="Adapter folder of a bench cell.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model alias or folder (default: the adapter's cell's base, else tiny)."),
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="A cell folder or its adapter folder.")
+    ] = None,
     gen_length: int = 32,
     steps: int = 32,
     block_length: int = 32,
@@ -105,11 +110,12 @@ def sample(
         parallel=parallel,
         cache_refresh=cache_refresh,
     )
-    dlm = load_model(model, device)
     if adapter is not None:
-        from methods.registry import load_adapter
+        from harness.lmeval.adapters import load_adapted
 
-        load_adapter(dlm, adapter)
+        dlm = load_adapted(model, adapter, device)[0]  # checked against the base it names
+    else:
+        dlm = load_model(model or "tiny", device)
     prompt_ids = dlm.tokenizer.encode_prompt(dlm.tokenizer.chat(prompt))
     out, summary = process_of(dlm).quick_sample(dlm, prompt_ids, config)
     console.print(dlm.tokenizer.decode(out))

@@ -68,7 +68,9 @@ def _cell_model(cell: Path | None) -> str | None:
 def load_adapted(
     model: str | None, adapter: str | Path | None, device: str = "auto"
 ) -> tuple[DiffusionLM, Path | None, Path | None]:
-    """Load the base model (the cell's own when ``model`` is None) and the adapter onto it.
+    """Load the base model (the cell's own when ``model`` is None) and the adapter onto it: an
+    adapter of another model family stops with one line; one of another base of the same family
+    (other weights) loads with a warning, since evaluating it there may be the point.
 
     Returns (model, adapter folder, cell folder)."""
     from harness.models.loader import load_model
@@ -81,11 +83,18 @@ def load_adapted(
         raise BenchError("no model given: pass --model (tiny, an alias or a model folder)")
     dlm = load_model(name, device)
     if adapter_dir is not None:
+        from harness.run.adapter_stamp import base_problem, family_problem, read_stamp
+
+        problem = family_problem(adapter_dir, dlm)
+        if problem:
+            raise BenchError(problem)
         check_adapter_fits(dlm, adapter_dir, trained_on)
         if trained_on and trained_on != name:
             log.warning(
                 "adapter %s was trained on %r, evaluating on %r", adapter_dir, trained_on, name
             )
+        elif read_stamp(adapter_dir) is not None and base_problem(adapter_dir, dlm):
+            log.warning("adapter %s: %s", adapter_dir, base_problem(adapter_dir, dlm))
         load_adapter(dlm, adapter_dir)
     dlm.eval()  # the adapter's dropout layers are created in training mode
     return dlm, adapter_dir, cell

@@ -183,6 +183,21 @@ def base_problem(folder: Path, model) -> str | None:
     return None
 
 
+def family_problem(folder: Path, model) -> str | None:
+    """Why the stamped adapter in ``folder`` cannot mean anything on ``model``: it was trained on
+    a base of another family (a masked-diffusion LoRA put on a causal model of the same shapes,
+    say). None when the families agree, the adapter carries no stamp, or either side is a
+    folder of unknown family ("generic")."""
+    saved = (read_stamp(folder) or {}).get("base") or {}
+    family, now = saved.get("family"), model.info.family
+    if not family or family == now or "generic" in (family, now):
+        return None
+    return (
+        f"adapter {folder} was trained on a {family} base ({saved.get('source')}), and "
+        f"{model.info.name!r} is a {now} model: pass the base it was trained on with --model"
+    )
+
+
 def _without_source(identity: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in identity.items() if k != "source"}
 
