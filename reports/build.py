@@ -274,6 +274,32 @@ def _environment_lines(records: list[Record]) -> list[str]:
             "- **warning**: the records were trained under more than one CPU kernel set; each "
             "rounds differently, so the same cell can score differently under each."
         )
+    return lines + _base_lines(records)
+
+
+def _base_lines(records: list[Record]) -> list[str]:
+    """The base weights each model name stood for (``config.base.weights``, recorded since the
+    base was; older records have none) and a warning where one name stood for several: a tiny
+    base pretrained again, or another revision of a hub model, compared as if one."""
+    weights: dict[str, dict[str, int]] = {}
+    for r in records:
+        digest = (r.config.get("base") or {}).get("weights")
+        if digest:
+            seen = weights.setdefault(str(r.config.get("model")), {})
+            seen[digest] = seen.get(digest, 0) + 1
+    if not weights:
+        return []
+    shown = "; ".join(
+        f"{model}: " + ", ".join(f"{d} ({n} cells)" for d, n in sorted(seen.items()))
+        for model, seen in sorted(weights.items())
+    )
+    lines = [f"- base weights (digest of config, weight and tokenizer files): {shown}"]
+    mixed = sorted(model for model, seen in weights.items() if len(seen) > 1)
+    if mixed:
+        lines.append(
+            f"- **warning**: {', '.join(mixed)} stands for more than one base here; comparisons "
+            "across those records compare different models."
+        )
     return lines
 
 

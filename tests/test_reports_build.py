@@ -229,6 +229,31 @@ def test_environment_names_the_cpu_kernels_and_warns_when_they_differ(tmp_path):
     assert "more than one CPU kernel set" not in text
 
 
+def test_environment_names_the_base_weights_and_warns_when_one_model_mixes_them(tmp_path):
+    """Two records of model 'tiny' trained on differently pretrained bases compare different
+    models: the report lists each base digest per model name and warns."""
+    recs = [make_record("lora", "synth_math", s, [1, 0, 1, 1]) for s in range(2)]
+    recs[0].config["base"] = {"family": "tiny", "source": "/a", "weights": "aaaaaaaaaaaa"}
+    recs[1].config["base"] = {"family": "tiny", "source": "/b", "weights": "bbbbbbbbbbbb"}
+    model = recs[0].config["model"]
+    text = build_report([write_run(tmp_path / "mixed", recs)], tmp_path / "a").read_text()
+    assert f"{model}: aaaaaaaaaaaa (1 cells), bbbbbbbbbbbb (1 cells)" in text
+    assert f"**warning**: {model} stands for more than one base" in text
+    recs[1].config["base"] = dict(recs[0].config["base"], source="/moved")  # same bytes elsewhere
+    text = build_report([write_run(tmp_path / "same", recs)], tmp_path / "b").read_text()
+    assert f"{model}: aaaaaaaaaaaa (2 cells)" in text and "more than one base" not in text
+
+
+def test_the_base_summary_digests_the_files_not_the_folder():
+    from harness.run.adapter_stamp import base_summary
+
+    identity = {"family": "tiny", "source": "/a", "config_sha256": "c", "files": {"w": "1"}}
+    digest = base_summary(identity)["weights"]
+    assert len(digest) == 12 and base_summary({**identity, "source": "/b"})["weights"] == digest
+    assert base_summary({**identity, "files": {"w": "2"}})["weights"] != digest
+    assert base_summary({"family": "llada", "source": "GSAI-ML/x"})["weights"] is None
+
+
 def test_terminal_line_counts_the_comparisons_whose_seeds_disagree(tmp_path):
     recs = [
         make_record("base", "synth_math", 0, [0, 0, 0, 0], rank=None, trainable_params=0),

@@ -84,6 +84,20 @@ def base_identity(model) -> dict[str, Any]:
     return out
 
 
+def base_summary(identity: dict[str, Any]) -> dict[str, Any]:
+    """What a result record keeps of :func:`base_identity`: the family, where the base came from
+    and ``weights``, a 12-digit digest of its config, weight and tokenizer files (or of the hub
+    commit), None where neither is known. Two records of one ``model`` name with different
+    ``weights`` were trained on different bases (a re-pretrained tiny base, another revision),
+    which the report says."""
+    known = {k: identity[k] for k in ("config_sha256", "files", "commit") if identity.get(k)}
+    digest = None
+    if known:
+        text = json.dumps(known, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return {"family": identity.get("family"), "source": identity.get("source"), "weights": digest}
+
+
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAMP_FILE)
 

@@ -32,6 +32,7 @@ from harness.processes.training import total_updates, train_adapter, validate_un
 from harness.run.adapter_stamp import (
     STAMP_FILE,
     base_identity,
+    base_summary,
     check_base,
     check_saved_adapter,
     note_reuse,
@@ -138,7 +139,8 @@ def run_cell(
     else:  # the base model: no training, but the same validation loss per noise bin
         monitor.phase("validating", 1)
         trained = validate_untrained(dlm, encode(val_examples), cell.train)
-    adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR, cell, base_identity(dlm))
+    base = base_identity(dlm)
+    adapter_path = _save_adapter(adapter, cell_dir / ADAPTER_DIR, cell, base)
     device_obj = dlm.device
     record = Record(
         cell_id=cell.cell_id,
@@ -153,6 +155,7 @@ def run_cell(
             "val_examples": len(val_examples),
             "best_step": trained.best_step,
             "updates": trained.updates,
+            "base": base_summary(base),  # which weights: the report warns when a model mixes them
         },
         val_loss_bins=[NoiseBin(**b) for b in trained.val_bins],
         train_curve=[TrainPoint(**p) for p in _thin(trained.curve)],
