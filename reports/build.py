@@ -233,6 +233,10 @@ def _table_markdown(t: Table, out: Path, level: str = "###") -> list[str]:
     return lines
 
 
+# the packages whose version changes what a cell computes (not only how it is reported)
+NUMERIC_PACKAGES = ("torch", "transformers", "peft")
+
+
 def _environment_lines(records: list[Record]) -> list[str]:
     commits = sorted(
         {
@@ -269,6 +273,12 @@ def _environment_lines(records: list[Record]) -> list[str]:
         lines.append(f"- packages: {pk}")
     if len(commits) > 1:
         lines.append("- **warning**: the records come from more than one code version.")
+    numeric = [k for k in NUMERIC_PACKAGES if len(packages.get(k, ())) > 1]
+    if numeric:
+        lines.append(
+            f"- **warning**: the records come from more than one version of {', '.join(numeric)}, "
+            "which compute the model: the same cell can score differently under each."
+        )
     if len(kernels) > 1:
         lines.append(
             "- **warning**: the records were trained under more than one CPU kernel set; each "

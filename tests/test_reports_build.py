@@ -244,6 +244,17 @@ def test_environment_names_the_base_weights_and_warns_when_one_model_mixes_them(
     assert f"{model}: aaaaaaaaaaaa (2 cells)" in text and "more than one base" not in text
 
 
+def test_environment_warns_when_the_records_mix_versions_of_torch(tmp_path):
+    recs = [make_record("lora", "synth_math", s, [1, 0, 1, 1]) for s in range(2)]
+    recs[0].environment.packages = {"torch": "2.13.0", "pandas": "3.1.1"}
+    recs[1].environment.packages = {"torch": "2.13.0", "pandas": "3.2.0"}  # reporting only
+    text = build_report([write_run(tmp_path / "same", recs)], tmp_path / "a").read_text()
+    assert "more than one version of" not in text
+    recs[1].environment.packages = {"torch": "2.14.0", "pandas": "3.1.1"}
+    text = build_report([write_run(tmp_path / "mixed", recs)], tmp_path / "b").read_text()
+    assert "more than one version of torch, which compute the model" in text
+
+
 def test_the_base_summary_digests_the_files_not_the_folder():
     from harness.run.adapter_stamp import base_summary
 
