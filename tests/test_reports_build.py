@@ -255,6 +255,30 @@ def test_environment_warns_when_the_records_mix_versions_of_torch(tmp_path):
     assert "more than one version of torch, which compute the model" in text
 
 
+def test_a_task_scored_under_settings_no_axis_separates_is_flagged(tmp_path):
+    """Two runs made with another eval.gen_length, reported together: their scores sit side by
+    side in one table, which the footnotes say; a grid axis over it separates them instead."""
+    lora = make_record("lora", "synth_math", 0, [1, 0, 1, 1], eval_cfg={"gen_length": 16})
+    nara = make_record("nara", "synth_math", 0, [1, 1, 1, 1], eval_cfg={"gen_length": 32})
+    text = build_report([write_run(tmp_path / "mixed", [lora, nara])], tmp_path / "a").read_text()
+    assert "synth_math was scored under different evaluation settings" in text
+    assert "(gen_length 16 / 32)" in text
+    axis = {"eval.gen_length": 16}
+    lora = make_record(
+        "lora", "synth_math", 0, [1, 0, 1, 1], eval_cfg={"gen_length": 16}, axes=axis
+    )
+    nara = make_record(
+        "nara",
+        "synth_math",
+        0,
+        [1, 1, 1, 1],
+        eval_cfg={"gen_length": 32},
+        axes={"eval.gen_length": 32},
+    )
+    text = build_report([write_run(tmp_path / "axis", [lora, nara])], tmp_path / "b").read_text()
+    assert "different evaluation settings" not in text
+
+
 def test_the_base_summary_digests_the_files_not_the_folder():
     from harness.run.adapter_stamp import base_summary
 

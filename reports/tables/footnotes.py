@@ -72,12 +72,52 @@ def footnotes(records: list[Record]) -> list[str]:
                 + (f"protocol {proto}; " if proto else "")
                 + (f"settings {settings}" if settings else "")
             )
+    notes += _mixed_settings_notes(records)
     steps = sorted({s.steps for r in records for s in r.scores if s.steps is not None})
     if steps:
         notes.append(f"Sampling steps evaluated: {', '.join(map(str, steps))}.")
     for suite in sorted(trains, key=str):
         notes.append(f"Training ({suite}): " + " | ".join(sorted(trains[suite])))
     return notes + training_data_notes(records)
+
+
+# Evaluation fields that never mix silently: the limit and the followed protocol have their own
+# notes, the steps and fast-sampling settings are columns of every score (tables split by them).
+_SEPARATED = (
+    "limit",
+    "follows",
+    "steps",
+    "cache",
+    "parallel",
+    "cache_refresh",
+    "l2d_steps",
+    "solver",
+)
+
+
+def _mixed_settings_notes(records: list[Record]) -> list[str]:
+    """A warning per task scored under different evaluation settings that no grid axis
+    separates (runs made with another ``eval.gen_length``, say, reported together): the tables
+    then set scores made under different settings side by side."""
+    values: dict[str, dict[str, set[str]]] = {}
+    for r in records:
+        axes = {k.split(".", 1)[1] for k in r.axes if k.startswith("eval.")}
+        ev = r.config.get("eval") or {}
+        for task in r.eval_tasks:
+            seen = values.setdefault(task, {})
+            for key, value in ev.items():
+                if key not in _SEPARATED and key not in axes:
+                    seen.setdefault(key, set()).add(repr(value))
+    notes = []
+    for task, seen in sorted(values.items()):
+        mixed = {k: v for k, v in sorted(seen.items()) if len(v) > 1}
+        if mixed:
+            shown = "; ".join(f"{k} {' / '.join(sorted(v))}" for k, v in mixed.items())
+            notes.append(
+                f"**Warning**: {task} was scored under different evaluation settings that no "
+                f"grid axis separates ({shown}): its tables compare scores made under each."
+            )
+    return notes
 
 
 def training_data_notes(records: list[Record]) -> list[str]:
