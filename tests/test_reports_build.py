@@ -261,8 +261,8 @@ def test_a_task_scored_under_settings_no_axis_separates_is_flagged(tmp_path):
     lora = make_record("lora", "synth_math", 0, [1, 0, 1, 1], eval_cfg={"gen_length": 16})
     nara = make_record("nara", "synth_math", 0, [1, 1, 1, 1], eval_cfg={"gen_length": 32})
     text = build_report([write_run(tmp_path / "mixed", [lora, nara])], tmp_path / "a").read_text()
-    assert "synth_math was scored under different evaluation settings" in text
-    assert "(gen_length 16 / 32)" in text
+    assert "synth_math was scored under different settings" in text
+    assert "(eval.gen_length 16 / 32)" in text
     axis = {"eval.gen_length": 16}
     lora = make_record(
         "lora", "synth_math", 0, [1, 0, 1, 1], eval_cfg={"gen_length": 16}, axes=axis
@@ -276,7 +276,12 @@ def test_a_task_scored_under_settings_no_axis_separates_is_flagged(tmp_path):
         axes={"eval.gen_length": 32},
     )
     text = build_report([write_run(tmp_path / "axis", [lora, nara])], tmp_path / "b").read_text()
-    assert "different evaluation settings" not in text
+    assert "different settings" not in text
+    lora = make_record("lora", "synth_math", 0, [1, 0, 1, 1])
+    nara = make_record("nara", "synth_math", 0, [1, 1, 1, 1])
+    nara.config["train"] = {**nara.config["train"], "lr": 2e-3}
+    text = build_report([write_run(tmp_path / "lr", [lora, nara])], tmp_path / "c").read_text()
+    assert "synth_math was trained under different settings" in text and "train.lr" in text
 
 
 def test_the_base_summary_digests_the_files_not_the_folder():

@@ -96,26 +96,29 @@ _SEPARATED = (
 
 
 def _mixed_settings_notes(records: list[Record]) -> list[str]:
-    """A warning per task scored under different evaluation settings that no grid axis
-    separates (runs made with another ``eval.gen_length``, say, reported together): the tables
-    then set scores made under different settings side by side."""
-    values: dict[str, dict[str, set[str]]] = {}
+    """A warning per task scored, or trained for, under different settings that no grid axis
+    separates (runs made with another ``eval.gen_length`` or ``train.lr``, say, reported
+    together): the tables then set results made under different settings side by side."""
+    values: dict[tuple[str, str], dict[str, set[str]]] = {}
     for r in records:
-        axes = {k.split(".", 1)[1] for k in r.axes if k.startswith("eval.")}
-        ev = r.config.get("eval") or {}
-        for task in r.eval_tasks:
-            seen = values.setdefault(task, {})
-            for key, value in ev.items():
-                if key not in _SEPARATED and key not in axes:
+        sections = [("eval", task) for task in r.eval_tasks]
+        if r.config.get("trained", True) and r.method != "base":
+            sections.append(("train", str(r.config.get("suite") or r.task)))
+        for section, task in sections:
+            axes = {k.split(".", 1)[1] for k in r.axes if k.startswith(section + ".")}
+            seen = values.setdefault((section, task), {})
+            for key, value in (r.config.get(section) or {}).items():
+                if key not in axes and not (section == "eval" and key in _SEPARATED):
                     seen.setdefault(key, set()).add(repr(value))
     notes = []
-    for task, seen in sorted(values.items()):
+    for (section, task), seen in sorted(values.items()):
         mixed = {k: v for k, v in sorted(seen.items()) if len(v) > 1}
         if mixed:
-            shown = "; ".join(f"{k} {' / '.join(sorted(v))}" for k, v in mixed.items())
+            shown = "; ".join(f"{section}.{k} {' / '.join(sorted(v))}" for k, v in mixed.items())
+            what = "scored" if section == "eval" else "trained"
             notes.append(
-                f"**Warning**: {task} was scored under different evaluation settings that no "
-                f"grid axis separates ({shown}): its tables compare scores made under each."
+                f"**Warning**: {task} was {what} under different settings that no grid axis "
+                f"separates ({shown}): its tables compare results made under each."
             )
     return notes
 
