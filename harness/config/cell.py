@@ -176,6 +176,11 @@ class EvalConfig:
         check_steps(self.l2d_steps)
         self._check_ranges()
 
+    def with_sampler(self, variant: dict[str, Any] | None) -> EvalConfig:
+        """This config with one fast-sampling variant's settings (``cache``, ``parallel``, ...;
+        validated), or itself for none: how every evaluation and preflight reads a variant."""
+        return dataclasses.replace(self, **variant) if variant else self
+
     def _check_ranges(self) -> None:
         """What every process would refuse or misread: checked when the grid is built, before
         any model loads. Each sampler's own rules (its remasking names, blocks dividing the

@@ -89,12 +89,13 @@ def load_adapted(
         if problem:
             raise BenchError(problem)
         check_adapter_fits(dlm, adapter_dir, trained_on)
+        other_base = read_stamp(adapter_dir) is not None and base_problem(adapter_dir, dlm)
         if trained_on and trained_on != name:
             log.warning(
                 "adapter %s was trained on %r, evaluating on %r", adapter_dir, trained_on, name
             )
-        elif read_stamp(adapter_dir) is not None and base_problem(adapter_dir, dlm):
-            log.warning("adapter %s: %s", adapter_dir, base_problem(adapter_dir, dlm))
+        elif other_base:
+            log.warning("adapter %s: %s", adapter_dir, other_base)
         load_adapter(dlm, adapter_dir)
     dlm.eval()  # the adapter's dropout layers are created in training mode
     return dlm, adapter_dir, cell

@@ -376,7 +376,7 @@ def _evaluate_steps(dlm, spec, examples, cell, plan, cell_dir, monitor, task) ->
         label = _label(variant)
         shown = f"{steps} steps" + (f", {label}" if label != "plain" else "")
         monitor.phase(f"evaluating {task}" + (f" ({shown})" if steps else ""), len(examples))
-        config = dataclasses.replace(cell.eval, **variant) if variant else cell.eval
+        config = cell.eval.with_sampler(variant)
         outcome = evaluate(
             dlm,
             spec,

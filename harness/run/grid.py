@@ -450,7 +450,7 @@ def sampling_variants(grid: Grid, cell: CellConfig) -> list[dict[str, str]]:
     variants, labels = [], set()
     for combo in itertools.product(*values):
         variant = dict(zip(fields, combo, strict=True))
-        dataclasses.replace(cell.eval, **variant)  # validates every value
+        cell.eval.with_sampler(variant)  # validates every value
         label = sampler_label(**variant)  # an adaptive solver ignores the steps: evaluated once
         if label not in labels:
             labels.add(label)

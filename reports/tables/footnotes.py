@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.config.cell import EVAL_ONLY_FIELDS
 from results.schema import Record
 
 
@@ -83,16 +84,7 @@ def footnotes(records: list[Record]) -> list[str]:
 
 # Evaluation fields that never mix silently: the limit and the followed protocol have their own
 # notes, the steps and fast-sampling settings are columns of every score (tables split by them).
-_SEPARATED = (
-    "limit",
-    "follows",
-    "steps",
-    "cache",
-    "parallel",
-    "cache_refresh",
-    "l2d_steps",
-    "solver",
-)
+_SEPARATED = ("limit", "follows", "steps", *EVAL_ONLY_FIELDS)
 
 
 def _mixed_settings_notes(records: list[Record]) -> list[str]:

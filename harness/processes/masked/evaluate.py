@@ -3,7 +3,6 @@ Carlo ELBO (LLaDA's estimator) for log-likelihood multiple choice."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -58,8 +57,8 @@ def preflight(
         if "loglik" in protocols:
             likelihood_config(cell.eval, cell.seed)
         if protocols - {"loglik"}:
-            for variant in variants or [{}]:
-                config = dataclasses.replace(cell.eval, **variant)
+            for variant in variants or [None]:
+                config = cell.eval.with_sampler(variant)
                 for step in steps or [config.gen_length]:
                     sampler_config(config, step)
     except BenchError as err:

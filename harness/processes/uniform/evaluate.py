@@ -22,7 +22,6 @@ the same questions of every cell before any cell starts.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from harness.config.cell import CellConfig, EvalConfig
@@ -86,8 +85,8 @@ def preflight(
             _refuse_loglik(spec, resolve_protocol(spec, cell.eval))
         folder = model_folder(cell.model)
         saved = saved_generation_config(folder) if folder is not None else None
-        for variant in variants or [{}]:
-            config = dataclasses.replace(cell.eval, **variant)
+        for variant in variants or [None]:
+            config = cell.eval.with_sampler(variant)
             for step in steps or [None]:
                 sampling = uniform_sampling_config(config, step, cell.seed)
                 if saved is not None:
