@@ -43,8 +43,12 @@ def test_training_values_outside_their_range_fail_at_construction(field, value, 
 
 
 def test_training_values_at_their_edges_are_accepted():
-    TrainConfig(warmup_ratio=0.0, weight_decay=0.0, eps=0.0, beta1=0.0, val_examples=0)
-    TrainConfig(epochs=0.5, grad_clip=float("inf"), train_limit=1, masking="exact")
+    low = TrainConfig(warmup_ratio=0.0, weight_decay=0.0, eps=0.0, beta1=0.0, val_examples=0)
+    assert (low.warmup_ratio, low.weight_decay, low.eps, low.beta1, low.val_examples) == (
+        0.0, 0.0, 0.0, 0.0, 0
+    )  # fmt: skip
+    other = TrainConfig(epochs=0.5, grad_clip=float("inf"), train_limit=1, masking="exact")
+    assert other.grad_clip == float("inf") and other.train_limit == 1 and other.masking == "exact"
 
 
 @pytest.mark.parametrize(
